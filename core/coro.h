@@ -1,0 +1,156 @@
+// weft::Coro<T>: the return type of a weft coroutine function.
+//
+// A Coro is lazy: calling the function allocates the frame and runs nothing.
+// `co_await coro` runs it inline in the awaiting task (asyncio's `await
+// coro`): control transfers straight into the callee and back (symmetric
+// transfer, no scheduler involved, no stack growth), its result is returned
+// and its exception is rethrown. To run it concurrently, give it to
+// `create_task`. A Coro is single-shot and move-only.
+//
+// Lifetime: the Coro object owns the frame. Arguments taken by reference must
+// outlive the Coro (see docs/pitfalls.md).
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "weft/core/detail/frame_alloc.h"
+#include "weft/core/errors.h"
+
+namespace weft {
+template <typename T>
+class Coro;
+namespace detail {
+class TaskBase;
+
+struct PromiseBase {
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    deallocate_frame(p, size);
+  }
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <typename P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      PromiseBase& p = h.promise();
+      if (p.continuation_) return p.continuation_;
+      if (p.root_task_ != nullptr) finish_root(p.root_task_);  // may destroy h
+      return std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  // Defined in task_base.cc: completes the task whose body this frame is.
+  static void finish_root(TaskBase* task) noexcept;
+
+  std::coroutine_handle<> continuation_;  // the awaiting coroutine, if awaited
+  TaskBase* root_task_ = nullptr;         // the task, if this is a task's body
+  std::exception_ptr exception_;
+};
+
+template <typename T>
+struct Promise : PromiseBase {
+  Coro<T> get_return_object() noexcept;
+  template <typename U = T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(v));
+  }
+  T take() {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+  std::optional<T> value_;
+};
+
+template <>
+struct Promise<void> : PromiseBase {
+  Coro<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+}  // namespace detail
+
+template <typename T = void>
+class [[nodiscard]] Coro {
+ public:
+  using promise_type = detail::Promise<T>;
+  using value_type = T;
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Coro() noexcept = default;
+  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Coro& operator=(Coro&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  Coro(const Coro&) = delete;
+  Coro& operator=(const Coro&) = delete;
+  ~Coro() { reset(); }
+
+  // False for a default-constructed or moved-from Coro.
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(Handle h) : h_(h) {}
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      h_.promise().continuation_ = awaiting;
+      return h_;  // start the callee on this thread, in this task
+    }
+    T await_resume() { return h_.promise().take(); }
+
+   private:
+    Handle h_;
+  };
+
+  // Runs the coroutine inline; the Coro must be valid and not yet awaited.
+  Awaiter operator co_await() && { return Awaiter(checked_handle()); }
+  Awaiter operator co_await() & { return Awaiter(checked_handle()); }
+
+  // For the runtime: the frame handle, and giving it up.
+  Handle handle() const noexcept { return h_; }
+  Handle release() noexcept { return std::exchange(h_, {}); }
+  void reset() noexcept {
+    if (h_) std::exchange(h_, {}).destroy();
+  }
+
+ private:
+  friend struct detail::Promise<T>;
+  explicit Coro(Handle h) noexcept : h_(h) {}
+  Handle checked_handle() {
+    if (!h_) throw InvalidStateError("co_await of an empty or moved-from Coro");
+    if (h_.promise().continuation_ || h_.done()) {
+      throw InvalidStateError("a Coro can be awaited only once");
+    }
+    return h_;
+  }
+
+  Handle h_;
+};
+
+namespace detail {
+template <typename T>
+Coro<T> Promise<T>::get_return_object() noexcept {
+  return Coro<T>(Coro<T>::Handle::from_promise(*this));
+}
+inline Coro<void> Promise<void>::get_return_object() noexcept {
+  return Coro<void>(Coro<void>::Handle::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace weft

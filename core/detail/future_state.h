@@ -1,0 +1,224 @@
+// The shared state behind Future<T> and Task<T>.
+//
+// Life cycle: PENDING -> DONE, where DONE holds exactly one outcome (a value,
+// an exception, or cancellation with a message). Any thread may complete,
+// cancel, observe or wait on a state.
+//
+// Protocol (two atomics):
+//  - `claimed_` picks the single completer: set_result / set_exception /
+//    cancel exchange it to true and only the first one proceeds; the others
+//    fail (InvalidStateError, or `cancel()` returning false).
+//  - `waiters_` is the publication word. Its legal values:
+//      0              pending, nobody waiting
+//      Waiter* (even) pending, a LIFO list of waiters (newest first)
+//      kDoneTag (1)   done; the outcome is readable
+//    A waiter is pushed with a CAS (release: the node's fields are visible to
+//    the completer). The completer writes the outcome, then exchanges the word
+//    to kDoneTag (acq_rel: release publishes the outcome to every reader that
+//    acquires kDoneTag; acquire makes the pushed nodes readable), reverses the
+//    list it took and notifies each waiter in registration order.
+//  Outcome fields are written only by the claimer, before the exchange, and
+//  are read only after an acquire load saw kDoneTag: no lock is needed.
+//
+// Callbacks are never run inline: each one is posted to the state's loop.
+// A callback registration is a heap node with an `armed_` word; whoever moves
+// it from armed to fired (the completer) or to removed (remove_done_callback)
+// decides its fate, so a removal either prevents the call or reports 0.
+// Fired and removed callback nodes stay owned by the state until it dies, so
+// a late remove_done_callback never touches freed memory.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/ref_ptr.h"
+#include "weft/core/errors.h"
+
+namespace weft::detail {
+
+class FutureStateBase;
+
+// Something waiting for a state to complete. `notify` is called once, on the
+// completing thread, after the outcome is published.
+class Waiter {
+ public:
+  Waiter* next_ = nullptr;
+
+ protected:
+  ~Waiter() = default;
+
+ private:
+  friend class FutureStateBase;
+  // Returns true if the node must be kept by the state (callback nodes).
+  // For other nodes, *this may be destroyed as soon as notify starts waking
+  // its owner: the state does not touch the node after calling it.
+  virtual bool keep_after_notify() const noexcept { return false; }
+  virtual void notify(FutureStateBase& state) noexcept = 0;
+};
+
+// A registration made by add_done_callback (posted to the state's loop) or
+// by the runtime's own combinators (`inline_`: run on the completing thread,
+// for short bookkeeping that must not wait for a loop turn).
+class CallbackNode final : public Waiter {
+ public:
+  using Fn = absl::AnyInvocable<void(FutureStateBase&)>;
+  CallbackNode(Fn fn, bool run_inline) : fn_(std::move(fn)), inline_(run_inline) {}
+  // armed -> removed; true if the callback will now never run. The winner of
+  // that transition owns fn_, so a successful remove also destroys it (and
+  // what it captured) at once.
+  bool try_remove() noexcept;
+
+ private:
+  friend class FutureStateBase;
+  enum : std::uint8_t { kArmed, kFired, kRemoved };
+  bool keep_after_notify() const noexcept override { return true; }
+  void notify(FutureStateBase& state) noexcept override;
+
+  Fn fn_;
+  const bool inline_;
+  std::atomic<std::uint8_t> armed_{kArmed};
+  CallbackNode* retired_next_ = nullptr;  // the state's list of owned nodes
+};
+
+class FutureStateBase : public RefCounted {
+ public:
+  enum class Outcome : std::uint8_t { kPending, kValue, kException, kCancelled };
+
+  explicit FutureStateBase(LoopBase* loop) : loop_(loop) {}
+
+  bool done() const noexcept {
+    // Pairs with the acq_rel exchange in publish().
+    return waiters_.load(std::memory_order_acquire) == kDoneTag;
+  }
+  bool cancelled() const noexcept { return done() && outcome_ == Outcome::kCancelled; }
+  Outcome outcome() const noexcept { return done() ? outcome_ : Outcome::kPending; }
+  LoopBase* loop() const noexcept { return loop_; }
+
+  // Future.cancel(): false if already done (or being completed). Task
+  // overrides it with asyncio's request semantics.
+  virtual bool cancel(std::string msg);
+
+  void set_exception(std::exception_ptr e);
+  // Like set_exception, but false instead of throwing when already done.
+  bool try_set_exception(std::exception_ptr e) noexcept;
+
+  // Throws InvalidStateError unless done; throws CancelledError if
+  // cancelled; returns the exception (null if none). Marks it retrieved.
+  std::exception_ptr exception();
+  // Throws InvalidStateError unless done, CancelledError if cancelled, the
+  // stored exception if failed. Marks the exception retrieved.
+  void check_result();
+  // The cancellation message; valid once cancelled.
+  const std::string& cancel_message() const noexcept { return cancel_msg_; }
+
+  // Registers `w`; false if the state is already done (w not registered).
+  bool add_waiter(Waiter* w) noexcept;
+  CallbackNode* add_done_callback(CallbackNode::Fn fn);
+  // For the runtime: `fn` runs on the completing thread, right after the
+  // outcome is published (or at once, on this thread, if already done). It
+  // must be short and must not throw.
+  CallbackNode* add_inline_callback(CallbackNode::Fn fn);
+  // 1 if `node` was removed before it was called, 0 otherwise.
+  std::size_t remove_done_callback(CallbackNode* node) noexcept;
+
+  // Printable description for errors and task dumps.
+  virtual std::string describe() const;
+
+ protected:
+  ~FutureStateBase() override;
+  void destroy() noexcept override;
+
+  // Completer side: claim, write the outcome, publish.
+  bool try_claim() noexcept {
+    return !claimed_.exchange(true, std::memory_order_acq_rel);
+  }
+  void publish(Outcome outcome) noexcept;
+  // For Task: marks claimed without the check (only the task completes itself).
+  void mark_claimed() noexcept { claimed_.store(true, std::memory_order_relaxed); }
+  void set_cancelled_outcome(std::string msg) noexcept;
+  void set_exception_outcome(std::exception_ptr e) noexcept;
+
+  void mark_retrieved() noexcept { retrieved_.store(true, std::memory_order_relaxed); }
+
+ private:
+  CallbackNode* add_callback_node(CallbackNode* node);
+  static constexpr std::uintptr_t kDoneTag = 1;
+
+  LoopBase* const loop_;
+  std::atomic<bool> claimed_{false};
+  std::atomic<std::uintptr_t> waiters_{0};
+  Outcome outcome_ = Outcome::kPending;  // written by the claimer before publish
+  // Relaxed: a diagnostic flag read only by the destructor, which the last
+  // release (acq_rel) orders after every access.
+  std::atomic<bool> retrieved_{false};
+  std::exception_ptr exception_;
+  std::string cancel_msg_;
+  // Callback nodes owned by this state. Pushed with a CAS by add_done_callback
+  // (any thread); freed only by the destructor.
+  std::atomic<CallbackNode*> owned_callbacks_{nullptr};
+};
+
+// Value storage for a state of T (nothing for void). Written once by the
+// completer before publication; read after done() observed it.
+template <typename T>
+class ValueStorage {
+ public:
+  template <typename... A>
+  void emplace_value(A&&... a) {
+    if constexpr (!std::is_void_v<T>) value_.emplace(std::forward<A>(a)...);
+  }
+  // Only when the outcome is kValue.
+  std::add_lvalue_reference_t<const T> value() const noexcept {
+    if constexpr (!std::is_void_v<T>) return *value_;
+  }
+  // What `co_await` hands back: a copy, or for move-only types the value
+  // itself, moved out once (a second take is an InvalidStateError).
+  T take_value() {
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else if constexpr (std::is_copy_constructible_v<T>) {
+      return *value_;
+    } else {
+      if (value_moved_.exchange(true, std::memory_order_acq_rel)) {
+        throw InvalidStateError("the move-only result was already taken");
+      }
+      return std::move(*value_);
+    }
+  }
+
+ private:
+  struct Empty {};
+  std::conditional_t<std::is_void_v<T>, Empty, std::optional<T>> value_;
+  std::atomic<bool> value_moved_{false};
+};
+
+// The state of a plain Future<T>.
+template <typename T>
+class FutureState final : public FutureStateBase, public ValueStorage<T> {
+ public:
+  using FutureStateBase::FutureStateBase;
+
+  template <typename... A>
+  void set_result(A&&... a) {
+    if (!try_claim()) throw InvalidStateError("result is already set: " + describe());
+    this->emplace_value(std::forward<A>(a)...);
+    publish(Outcome::kValue);
+  }
+  // Like set_result, but returns false instead of throwing when done.
+  template <typename... A>
+  bool try_set_result(A&&... a) {
+    if (!try_claim()) return false;
+    this->emplace_value(std::forward<A>(a)...);
+    publish(Outcome::kValue);
+    return true;
+  }
+};
+
+}  // namespace weft::detail

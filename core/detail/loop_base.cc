@@ -1,0 +1,51 @@
+#include "weft/core/detail/loop_base.h"
+
+#include <cstdio>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace weft::detail {
+namespace {
+thread_local LoopBase* t_loop = nullptr;
+thread_local TaskBase* t_task = nullptr;
+thread_local int t_budget = kStepBudget;
+
+absl::Mutex g_reporter_mu;
+absl::AnyInvocable<void(std::string_view)> g_reporter ABSL_GUARDED_BY(g_reporter_mu);
+}  // namespace
+
+LoopBase* current_loop() noexcept { return t_loop; }
+TaskBase* current_task_base() noexcept { return t_task; }
+void set_current_loop(LoopBase* loop) noexcept { t_loop = loop; }
+void set_current_task(TaskBase* task) noexcept { t_task = task; }
+
+bool consume_budget() noexcept {
+  if (--t_budget > 0) return true;
+  t_budget = kStepBudget;
+  return false;
+}
+void reset_budget() noexcept { t_budget = kStepBudget; }
+
+void report_error(std::string_view message) noexcept {
+  if (t_loop != nullptr) {
+    t_loop->report_error(message);
+    return;
+  }
+  absl::MutexLock lock(&g_reporter_mu);
+  if (g_reporter) {
+    g_reporter(message);
+  } else {
+    std::fprintf(stderr, "weft: %.*s\n", static_cast<int>(message.size()), message.data());
+  }
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+void set_fallback_error_reporter(absl::AnyInvocable<void(std::string_view)> fn) {
+  absl::MutexLock lock(&detail::g_reporter_mu);
+  detail::g_reporter = std::move(fn);
+}
+}  // namespace weft

@@ -1,0 +1,286 @@
+#include "weft/core/detail/task_base.h"
+
+#include "absl/strings/str_format.h"
+#include "weft/core/coro.h"
+
+namespace weft::detail {
+namespace {
+std::atomic<std::uint64_t> g_next_task_id{1};
+}  // namespace
+
+void PromiseBase::finish_root(TaskBase* task) noexcept { task->on_body_done(); }
+
+TaskBase::TaskBase(LoopBase* loop, std::string name)
+    : FutureStateBase(loop),
+      // Relaxed: ids only need to be unique.
+      id_(g_next_task_id.fetch_add(1, std::memory_order_relaxed)),
+      context_(current_context_data()) {
+  name_ = name.empty() ? absl::StrFormat("Task-%d", id_) : std::move(name);
+}
+
+std::string TaskBase::name() const {
+  absl::MutexLock lock(&mu_);
+  return name_;
+}
+
+void TaskBase::set_name(std::string name) {
+  absl::MutexLock lock(&mu_);
+  name_ = std::move(name);
+}
+
+std::string TaskBase::describe() const {
+  return absl::StrFormat("Task '%s' (id %d)", name(), id_);
+}
+
+std::string TaskBase::waiting_on() const {
+  RefPtr<FutureStateBase> w;
+  {
+    absl::MutexLock lock(&mu_);
+    w = waiter_;
+  }
+  if (!w || w->done()) return "";
+  return w->describe();
+}
+
+int TaskBase::uncancel() noexcept {
+  absl::MutexLock lock(&mu_);
+  int n = num_cancels_.load(std::memory_order_relaxed);
+  if (n == 0) return 0;
+  num_cancels_.store(n - 1, std::memory_order_relaxed);
+  if (n == 1) {
+    // Python 3.13: withdrawing the last request also withdraws an
+    // undelivered cancellation.
+    must_cancel_ = false;
+    must_cancel_flag_.store(false, std::memory_order_relaxed);
+    cancel_request_msg_.clear();
+  }
+  return n - 1;
+}
+
+void TaskBase::run() noexcept {
+  TaskBase* prev = current_task_base();
+  set_current_task(this);
+  ContextScope context_scope(&context_);  // touches no member when it ends
+  reset_budget();
+  if (!started_.load(std::memory_order_relaxed)) {
+    started_.store(true, std::memory_order_relaxed);
+    std::string msg;
+    if (take_must_cancel(&msg)) {
+      // Cancelled before it ever ran: the body never starts (asyncio).
+      destroy_body();
+      set_cancelled_outcome(std::move(msg));
+      finish(Outcome::kCancelled);  // *this may be destroyed
+      set_current_task(prev);
+      return;
+    }
+  }
+  resume_point_.resume();  // *this may be destroyed or running elsewhere now
+  set_current_task(prev);
+}
+
+bool TaskBase::take_must_cancel(std::string* msg) {
+  // Acquire pairs with the release store under mu_ in cancel().
+  if (!must_cancel_flag_.load(std::memory_order_acquire)) return false;
+  absl::MutexLock lock(&mu_);
+  if (!must_cancel_ || shielded_locked()) return false;  // a shield defers it
+  must_cancel_ = false;
+  must_cancel_flag_.store(false, std::memory_order_relaxed);
+  *msg = std::move(cancel_request_msg_);
+  cancel_request_msg_.clear();
+  return true;
+}
+
+bool TaskBase::cancel(std::string msg) {
+  if (done()) return false;
+  RefPtr<FutureStateBase> w;
+  {
+    absl::MutexLock lock(&mu_);
+    num_cancels_.fetch_add(1, std::memory_order_relaxed);
+    if (shielded_locked()) {
+      // Inside a shielded scope: deliver at the first suspension after it.
+      must_cancel_ = true;
+      cancel_request_msg_ = std::move(msg);
+      must_cancel_flag_.store(true, std::memory_order_release);
+      return true;
+    }
+    w = waiter_;
+  }
+  for (;;) {
+    // Cancel what the task waits on outside our lock: that may take the
+    // waiter's own lock (a task awaiting a task), and we never hold two.
+    if (w && !w->done() && w->cancel(msg)) return true;
+    absl::MutexLock lock(&mu_);
+    if (waiter_ == w) {
+      // Not waiting (or its wait is ending): deliver at the next suspension.
+      must_cancel_ = true;
+      cancel_request_msg_ = std::move(msg);
+      must_cancel_flag_.store(true, std::memory_order_release);
+      return true;
+    }
+    w = waiter_;  // it suspended on something new meanwhile: cancel that
+  }
+}
+
+bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<> h) {
+  if (&f == this) throw RuntimeError(describe() + " cannot await itself");
+  if (f.loop()->runtime_id() != loop()->runtime_id()) {
+    throw RuntimeError(absl::StrFormat("%s awaits %s, which belongs to another runtime",
+                                       describe(), f.describe()));
+  }
+  resume_point_ = h;
+  std::string msg;
+  bool cancel_now;
+  bool scope_cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    waiter_ = RefPtr<FutureStateBase>(&f);
+    // Level-triggered: a cancelled scope cancels every wait inside it.
+    scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
+    cancel_now = !scope_cancelled && must_cancel_ && !shielded_locked();
+    if (cancel_now) msg = cancel_request_msg_;
+  }
+  if (scope_cancelled) {
+    f.cancel(msg);  // the wait below ends at once
+  } else if (cancel_now && f.cancel(msg)) {
+    // asyncio: cancelling what we are about to wait on consumes the request;
+    // the wait below then ends at once with CancelledError.
+    absl::MutexLock lock(&mu_);
+    must_cancel_ = false;
+    must_cancel_flag_.store(false, std::memory_order_relaxed);
+    cancel_request_msg_.clear();
+  }
+  return f.add_waiter(&w);
+  // If true, *this may now be running on another thread.
+}
+
+void TaskBase::suspend_and_yield(std::coroutine_handle<> h) noexcept {
+  resume_point_ = h;
+  schedule(Wake::kYield);  // *this may now be running on another thread
+}
+
+void TaskBase::throw_if_cancel_requested() {
+  std::string msg;
+  if (CancelScopeState* top = innermost_scope();
+      top != nullptr && scope_cancellation(top, &msg)) {
+    throw CancelledError(std::move(msg));
+  }
+  if (take_must_cancel(&msg)) throw CancelledError(std::move(msg));
+}
+
+bool TaskBase::take_cancel_at_return() noexcept {
+  std::string msg;
+  if (!take_must_cancel(&msg)) return false;
+  set_cancelled_outcome(std::move(msg));
+  return true;
+}
+
+bool CancelScopeState::cancel(std::string reason) {
+  RefPtr<TaskBase> task;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancel_called_.load(std::memory_order_relaxed)) return false;
+    reason_ = reason;
+    cancel_called_.store(true, std::memory_order_release);
+    // While the scope is active its task has not finished: it is alive.
+    if (task_ != nullptr) task = RefPtr<TaskBase>(task_);
+  }
+  if (task) task->wake_for_scope(this, reason);
+  return true;
+}
+
+std::string CancelScopeState::reason() const {
+  absl::MutexLock lock(&mu_);
+  return reason_;
+}
+
+void TaskBase::enter_scope(CancelScopeState* s) {
+  {
+    absl::MutexLock lock(&s->mu_);
+    s->task_ = this;
+  }
+  absl::MutexLock lock(&mu_);
+  s->parent_ = scope_top_;
+  scope_top_ = s;
+}
+
+void TaskBase::exit_scope(CancelScopeState* s) {
+  {
+    absl::MutexLock lock(&mu_);
+    scope_top_ = s->parent_;
+  }
+  absl::MutexLock lock(&s->mu_);
+  s->task_ = nullptr;
+}
+
+bool TaskBase::scope_cancellation(const CancelScopeState* from, std::string* reason) const {
+  for (const CancelScopeState* s = from; s != nullptr; s = s->parent_) {
+    if (s->cancel_called()) {
+      if (reason != nullptr) *reason = s->reason();
+      return true;
+    }
+    if (s->shield_) return false;  // nothing outside reaches in
+  }
+  return false;
+}
+
+bool TaskBase::shielded_locked() const {
+  for (const CancelScopeState* s = scope_top_; s != nullptr; s = s->parent_) {
+    if (s->shield_) return true;
+  }
+  return false;
+}
+
+void TaskBase::wake_for_scope(CancelScopeState* s, const std::string& reason) {
+  RefPtr<FutureStateBase> w;
+  {
+    absl::MutexLock lock(&mu_);
+    // Only if the task still runs inside s, and no shield between s and the
+    // innermost scope keeps it out.
+    bool inside = false;
+    for (const CancelScopeState* c = scope_top_; c != nullptr; c = c->parent_) {
+      if (c == s) {
+        inside = true;
+        break;
+      }
+      if (c->shield_) break;
+    }
+    if (!inside) return;
+    w = waiter_;
+  }
+  // If it is running now, its next suspension sees the cancelled scope.
+  if (w && !w->done()) w->cancel(reason);
+}
+
+FutureStateBase::Outcome TaskBase::record_exception(std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError& c) {
+    set_cancelled_outcome(c.message());
+    return Outcome::kCancelled;
+  } catch (...) {
+  }
+  set_exception_outcome(std::move(e));
+  return Outcome::kException;
+}
+
+void TaskBase::finish(Outcome outcome) noexcept {
+  {
+    // The task no longer waits on anything; drop that reference now.
+    absl::MutexLock lock(&mu_);
+    waiter_.reset();
+  }
+  mark_claimed();
+  LoopBase* loop = this->loop();
+  publish(outcome);
+  loop->task_finished(this);
+  release();  // the running reference: *this may be destroyed
+}
+
+void TaskBase::abandon(std::string msg) noexcept {
+  if (done()) return;
+  destroy_body();
+  set_cancelled_outcome(std::move(msg));
+  finish(Outcome::kCancelled);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,192 @@
+// The type-erased part of a task: running its steps, the suspension and
+// cancellation protocol, naming and introspection.
+//
+// Ownership: a task holds a reference to itself from creation until its body
+// finishes (the "running reference"), so a task nobody holds still runs to
+// completion. Waiter nodes that wake it hold no reference: a suspended task is
+// alive through that running reference.
+//
+// Threads: a task runs on one worker at a time. A step is started only by the
+// worker that dequeued it; the task is enqueued again only by the single
+// waker of its current suspension (one Waiter per suspension, notified once),
+// so no two threads ever run it concurrently. After a step hands the task to
+// a waker, that thread does not touch the task again (it may already be
+// running elsewhere, or be gone).
+//
+// Cancellation (asyncio's protocol, made thread-safe with `mu_`):
+//  - `waiter_` is the future the task last suspended on. It is written only
+//    by the task itself (in suspend_on) and read by cancel(), both under
+//    `mu_`. It is not cleared on resume: cancelling a stale, already-done
+//    waiter fails, and cancel() then sets `must_cancel_`, which is exactly
+//    asyncio's answer for a task that is running.
+//  - cancel(): if the waiter can be cancelled, its completion wakes the task
+//    and the awaiter raises CancelledError. Otherwise `must_cancel_` is set;
+//    the task sees it at its next suspension (suspend_on cancels what it is
+//    about to wait on) or when it resumes (throw_if_cancel_requested).
+//  - `must_cancel_flag_` mirrors `must_cancel_` (stored under `mu_` with
+//    release, read with acquire) so the common "not cancelled" resume path
+//    takes no lock.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "weft/core/context.h"
+#include "weft/core/detail/future_state.h"
+
+namespace weft::detail {
+
+class TaskBase;
+
+// The part of a cancel scope (sched/cancel_scope.h) that the task's
+// suspension protocol needs. Scopes active in a task form a chain from the
+// innermost (TaskBase::scope_top_) outwards through `parent_`.
+//
+// Threads: `parent_` and `shield_` are written by the task's thread while
+// the scope is not active, then only read. `task_` (the task the scope is
+// active in) and `reason_` are guarded by `mu_`, so cancel() from any thread
+// either sees the scope active and wakes that task, or sees it inactive.
+// `cancel_called_` is set under `mu_` after `reason_` (release) and read
+// lock-free by the task (acquire) at its suspension points.
+class CancelScopeState : public RefCounted {
+ public:
+  // Requests cancellation of everything inside the scope; false if already
+  // requested. Any thread.
+  bool cancel(std::string reason);
+  bool cancel_called() const noexcept { return cancel_called_.load(std::memory_order_acquire); }
+  std::string reason() const;
+
+  bool shield_ = false;
+  CancelScopeState* parent_ = nullptr;
+
+ private:
+  friend class TaskBase;
+  mutable absl::Mutex mu_;
+  TaskBase* task_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::string reason_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> cancel_called_{false};
+};
+
+class TaskBase : public FutureStateBase {
+ public:
+  TaskBase(LoopBase* loop, std::string name);
+
+  // Runs one step; called by a worker that dequeued the task.
+  // *this may be destroyed by the time it returns.
+  void run() noexcept;
+  // Makes the task runnable on its loop.
+  void schedule(Wake how) noexcept { loop()->schedule(this, how); }
+
+  // asyncio Task.cancel(msg): a request, see the file comment.
+  bool cancel(std::string msg) override;
+  int cancelling() const noexcept { return num_cancels_.load(std::memory_order_relaxed); }
+  int uncancel() noexcept;
+
+  std::string name() const;
+  void set_name(std::string name);
+  std::uint64_t id() const noexcept { return id_; }
+  std::string describe() const override;
+  // What the task is waiting on, for task dumps ("" when it is not waiting).
+  std::string waiting_on() const;
+  bool started() const noexcept { return started_.load(std::memory_order_relaxed); }
+
+  // --- Suspension protocol, used by awaiters running inside this task. ---
+  // Suspends the task at `h` until `f` completes (waking through `w`).
+  // Returns false when the task must not suspend (f already done).
+  // Throws RuntimeError if f belongs to another runtime or is this task.
+  bool suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<> h);
+  // Suspends at `h` and reschedules the task at the back of the queue.
+  void suspend_and_yield(std::coroutine_handle<> h) noexcept;
+  // Called by every awaiter on resume: raises CancelledError if a
+  // cancellation request is pending.
+  void throw_if_cancel_requested();
+
+  // --- Cancel scopes (task thread only) ---
+  // Makes `s` the innermost active scope of this task.
+  void enter_scope(CancelScopeState* s);
+  // Leaves `s`, which must be the innermost scope.
+  void exit_scope(CancelScopeState* s);
+  CancelScopeState* innermost_scope() const noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return scope_top_;
+  }
+  // True if a cancelled scope is visible from the innermost one (no shield
+  // in between); sets *reason to that scope's reason.
+  bool scope_cancellation(const CancelScopeState* from, std::string* reason) const;
+
+  // Pinned tasks always run on their loop (set before the first schedule).
+  bool pinned() const noexcept { return pinned_; }
+  void set_pinned(bool pinned) noexcept { pinned_ = pinned; }
+
+  // Destroys the body of a task that can never finish (runtime teardown),
+  // completing it as cancelled.
+  void abandon(std::string msg) noexcept;
+
+  // Link for the runtime's global (inject) queue; owned by that queue while
+  // the task is in it.
+  TaskBase* queue_next_ = nullptr;
+  // Intrusive links for the runtime's registry of live tasks; owned by it.
+  TaskBase* registry_prev_ = nullptr;
+  TaskBase* registry_next_ = nullptr;
+  std::uint32_t registry_shard_ = 0;
+
+ protected:
+  friend struct PromiseBase;
+  friend class CancelScopeState;
+  // The body's frame finished (its final suspend); complete the task.
+  virtual void on_body_done() noexcept = 0;
+  // Destroys the body frame without running it.
+  virtual void destroy_body() noexcept = 0;
+  // Publishes the outcome and drops the running reference.
+  // *this may be destroyed past this call.
+  void finish(Outcome outcome) noexcept;
+  // For on_body_done: classifies the body's exception (CancelledError makes
+  // the task cancelled) and records it. Returns the outcome to finish with.
+  Outcome record_exception(std::exception_ptr e) noexcept;
+  // If a cancellation is pending when the body returns, asyncio makes the
+  // task cancelled instead of done. Returns true if that happened.
+  bool take_cancel_at_return() noexcept;
+
+  std::coroutine_handle<> resume_point_;
+
+ private:
+  bool take_must_cancel(std::string* msg);
+  // Called by CancelScopeState::cancel: wakes the task if it waits inside `s`.
+  void wake_for_scope(CancelScopeState* s, const std::string& reason);
+  // True if an active scope shields the task from outside cancellation.
+  bool shielded_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::uint64_t id_;
+  bool pinned_ = false;
+  // The task's context variables: a copy of its creator's, current during
+  // each step. Touched only by the thread running the task.
+  ContextData context_;
+  // Written by the running thread; read by dumps from anywhere (relaxed: a
+  // diagnostic only).
+  std::atomic<bool> started_{false};
+  std::atomic<int> num_cancels_{0};
+  std::atomic<bool> must_cancel_flag_{false};
+
+  mutable absl::Mutex mu_;
+  RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
+  bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
+  std::string cancel_request_msg_ ABSL_GUARDED_BY(mu_);
+  std::string name_ ABSL_GUARDED_BY(mu_);
+  // Innermost active cancel scope. Written by the task's thread under mu_;
+  // that thread may read it without the lock.
+  CancelScopeState* scope_top_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// The task running on this thread, or null.
+inline TaskBase* current_task_base_checked(const char* what) {
+  TaskBase* t = current_task_base();
+  if (t == nullptr) {
+    throw RuntimeError(std::string(what) + " must be awaited inside a weft task");
+  }
+  return t;
+}
+
+}  // namespace weft::detail

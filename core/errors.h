@@ -1,0 +1,86 @@
+// weft's error types, mirroring asyncio's.
+//
+// `CancelledError` deliberately does NOT derive from std::exception: a
+// `catch (const std::exception&)` written to handle ordinary failures must not
+// swallow a cancellation request (the reason Python 3.8 moved
+// asyncio.CancelledError under BaseException). Catch it by name, or with
+// `catch (...)` and rethrow.
+#pragma once
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace weft {
+
+// Root of errors that are not failures but control flow (cancellation).
+class BaseException {
+ public:
+  explicit BaseException(std::string message) : message_(std::move(message)) {}
+  virtual ~BaseException() = default;
+  virtual const char* what() const noexcept { return message_.c_str(); }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
+};
+
+// Delivered to a task at its next suspension point after `cancel(msg)`; also
+// raised by `result()` / `co_await` of a cancelled future. `message()` is the
+// message given to `cancel`, empty when none was given.
+class CancelledError : public BaseException {
+ public:
+  explicit CancelledError(std::string message = {})
+      : BaseException(std::move(message)) {}
+};
+
+// Base of weft's ordinary errors.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An operation exceeded its deadline.
+class TimeoutError : public Error {
+ public:
+  explicit TimeoutError(const std::string& what = "operation timed out")
+      : Error(what) {}
+};
+
+// An operation is not allowed in the object's current state (e.g. `result()`
+// of a pending future, completing a future twice).
+class InvalidStateError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A runtime API was misused: no running loop, a loop already running on this
+// thread, a call from the wrong thread.
+class RuntimeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Several exceptions raised together (Python 3.11 ExceptionGroup), e.g. by
+// the children of a TaskGroup. Holds every exception in the order they were
+// collected.
+class ExceptionGroup : public Error {
+ public:
+  ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions);
+
+  const std::vector<std::exception_ptr>& exceptions() const noexcept {
+    return exceptions_;
+  }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
+  std::vector<std::exception_ptr> exceptions_;
+};
+
+// Text of any exception, including weft::BaseException and non-standard
+// types; for diagnostics.
+std::string describe_exception(const std::exception_ptr& e);
+
+}  // namespace weft

@@ -1,0 +1,94 @@
+// weft::Task<T>: a coroutine scheduled to run concurrently, with
+// asyncio.Task's semantics. Made by `weft::create_task` (sched/spawn.h).
+//
+// A Task is a future that only its body completes: it has no set_result or
+// set_exception. `cancel(msg)` requests cancellation: CancelledError(msg) is
+// raised inside the body at its next suspension point, and what the body
+// awaits is cancelled too. The body may catch it and go on; `cancelling()`
+// counts requests not yet withdrawn with `uncancel()`.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "weft/core/coro.h"
+#include "weft/core/detail/task_base.h"
+#include "weft/core/future.h"
+
+namespace weft {
+namespace detail {
+
+template <typename T>
+class TaskState final : public TaskBase, public ValueStorage<T> {
+ public:
+  TaskState(LoopBase* loop, Coro<T> body, std::string name)
+      : TaskBase(loop, std::move(name)), body_(std::move(body)) {
+    body_.handle().promise().root_task_ = this;
+    resume_point_ = body_.handle();
+  }
+
+ private:
+  void on_body_done() noexcept override {
+    Promise<T>& p = body_.handle().promise();
+    Outcome outcome;
+    if (p.exception_) {
+      outcome = record_exception(std::move(p.exception_));
+    } else if (take_cancel_at_return()) {
+      outcome = Outcome::kCancelled;
+    } else {
+      if constexpr (!std::is_void_v<T>) this->emplace_value(std::move(*p.value_));
+      outcome = Outcome::kValue;
+    }
+    body_.reset();     // the frame is at its final suspend: safe to destroy
+    finish(outcome);   // *this may be destroyed
+  }
+  void destroy_body() noexcept override { body_.reset(); }
+
+  Coro<T> body_;
+};
+
+}  // namespace detail
+
+template <typename T = void>
+class Task : public BasicFuture<T> {
+  using State = detail::TaskState<T>;
+
+ public:
+  Task() = default;  // empty handle; valid() is false
+
+  // Requests cancellation (see the file comment). False if the task is done.
+  bool cancel(std::string msg = {}) const { return base().cancel(std::move(msg)); }
+  int cancelling() const { return base().cancelling(); }
+  int uncancel() const { return base().uncancel(); }
+
+  std::string get_name() const { return base().name(); }
+  void set_name(std::string name) const { base().set_name(std::move(name)); }
+  std::uint64_t id() const { return base().id(); }
+  // What the task is suspended on, for debugging ("" if it is not waiting).
+  std::string waiting_on() const { return base().waiting_on(); }
+
+  // Schedules `fn(Task<T>&)` on the task's loop once it is done.
+  template <typename Fn>
+  CallbackHandle add_done_callback(Fn&& fn) const {
+    return this->template add_callback_as<Task>(std::forward<Fn>(fn));
+  }
+
+  static Task from_state(detail::FutureStateBase& s) {
+    return Task(detail::RefPtr<detail::FutureStateBase>(&s));
+  }
+  // For the runtime: a handle on a new task (adopts one reference).
+  static Task adopt(State* s) {
+    return Task(detail::RefPtr<detail::FutureStateBase>(s, detail::kAdoptRef));
+  }
+  detail::TaskBase& base() const {
+    return static_cast<detail::TaskBase&>(this->state());
+  }
+
+ private:
+  explicit Task(detail::RefPtr<detail::FutureStateBase> s)
+      : BasicFuture<T>(s, static_cast<State*>(static_cast<detail::TaskBase*>(s.get()))) {}
+};
+
+}  // namespace weft

@@ -1,0 +1,60 @@
+// The clocks a runtime can run on.
+//
+// Time in weft is a `Clock::time_point` of std::chrono::steady_clock's type.
+// A runtime uses the real monotonic clock by default; tests give it a
+// ManualClock, whose time only moves when told to (or, with autojump, when
+// every worker is idle: it jumps to the next timer, as Trio's
+// MockClock(autojump_threshold=0) does), so timer tests are exact and never
+// sleep.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace weft {
+
+using Duration = std::chrono::nanoseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimePoint now() const noexcept = 0;
+  // True if time only moves when advanced (the loop never sleeps for it).
+  virtual bool is_manual() const noexcept { return false; }
+};
+
+class SystemClock final : public Clock {
+ public:
+  TimePoint now() const noexcept override { return std::chrono::steady_clock::now(); }
+};
+
+// Thread safety: any thread may read or advance it. Time never goes back.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(bool autojump = true) : autojump_(autojump) {}
+  TimePoint now() const noexcept override {
+    return TimePoint(Duration(ns_.load(std::memory_order_acquire)));
+  }
+  bool is_manual() const noexcept override { return true; }
+  bool autojump() const noexcept { return autojump_; }
+  // Moves time forward by d (negative d is ignored).
+  void advance(Duration d) noexcept {
+    if (d.count() > 0) ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+  }
+  // Moves time forward to t if t is later than now.
+  void advance_to(TimePoint t) noexcept {
+    std::int64_t target = t.time_since_epoch().count();
+    std::int64_t cur = ns_.load(std::memory_order_acquire);
+    while (cur < target &&
+           !ns_.compare_exchange_weak(cur, target, std::memory_order_acq_rel)) {
+    }
+  }
+
+ private:
+  const bool autojump_;
+  std::atomic<std::int64_t> ns_{0};
+};
+
+}  // namespace weft

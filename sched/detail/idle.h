@@ -1,0 +1,83 @@
+// Who sleeps and who wakes them (Tokio's idle.rs, adapted).
+//
+// `state_` packs two counters: the number of workers searching for work
+// (high 32 bits) and the number not parked (low 32 bits). `sleepers_` lists
+// parked workers; it and each worker's `in_sleepers` flag are guarded by mu_.
+//
+// Rules:
+//  - At most about half of the workers search at once
+//    (transition_to_searching refuses beyond that).
+//  - New work wakes a sleeper only if nobody is searching and somebody
+//    sleeps (notify_should_wakeup); the woken worker starts out searching.
+//  - A searcher that finds work and was the last searcher wakes another
+//    worker (the rest of the work may need it).
+//
+// Why no wake-up is lost: a producer makes work visible with a seq_cst store
+// (local queue tail, lifo slot, inject length) and then reads `state_`
+// seq_cst. A worker going to sleep decrements `state_` (seq_cst RMW) and then
+// reads every queue seq_cst before it blocks. In the single total order of
+// seq_cst operations one of the two comes first: either the producer sees the
+// decremented count and wakes a sleeper, or the sleeper sees the work and
+// does not sleep. Wake-ups go through the sleeper's eventfd, whose counter
+// keeps a wake written before the sleeper reaches epoll_wait.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace weft {
+class Loop;
+}
+
+namespace weft::detail {
+
+class Idle {
+ public:
+  explicit Idle(std::uint32_t num_workers)
+      : num_workers_(num_workers), state_(num_workers) {}
+
+  // A worker wants to search; false if enough others already do.
+  bool transition_to_searching() noexcept;
+  // A searcher stops searching; true if it was the last one.
+  bool transition_from_searching() noexcept;
+
+  // Registers `w` as parked. Returns the number of workers still unparked.
+  std::uint32_t transition_to_parked(Loop* w, bool searching) noexcept;
+  // After waking: returns true if another thread unparked `w` (it now counts
+  // as searching), false if `w` woke on its own (timeout, IO) and
+  // unregistered itself.
+  bool transition_from_parked(Loop* w) noexcept;
+
+  // The worker to wake for new work, already counted as unparked and
+  // searching; null if none should be woken.
+  Loop* worker_to_notify() noexcept;
+  // Unregisters `w` if it is parked so the caller can wake it (directed
+  // wake-ups: pinned tasks, posted callbacks). True if it was parked.
+  bool unpark_specific(Loop* w) noexcept;
+  // Every parked worker, unregistered (shutdown, clock jumps).
+  std::vector<Loop*> unpark_all() noexcept;
+
+  std::uint32_t num_searching() const noexcept {
+    return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst) >> 32);
+  }
+  std::uint32_t num_unparked() const noexcept {
+    return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst));
+  }
+
+ private:
+  static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t kUnparkedOne = 1;
+  bool notify_should_wakeup() const noexcept;
+  void unregister_locked(Loop* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::uint32_t num_workers_;
+  std::atomic<std::uint64_t> state_;
+  absl::Mutex mu_;
+  std::vector<Loop*> sleepers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace weft::detail

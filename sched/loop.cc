@@ -1,0 +1,431 @@
+#include "weft/sched/loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include "absl/strings/str_format.h"
+#include "weft/sched/detail/idle.h"
+#include "weft/sched/runtime.h"
+
+namespace weft {
+namespace {
+
+// The worker loop running on this thread (null on other threads). Unlike
+// detail::current_loop() it is set only by run_worker.
+thread_local Loop* t_worker = nullptr;
+
+// Go and Tokio check the global queue and the reactor every 61 ticks: often
+// enough for fairness, rarely enough to stay off the hot path.
+constexpr std::uint64_t kGlobalCheckInterval = 61;
+// Consecutive runs from the LIFO slot before the ring gets a turn, so two
+// tasks that wake each other cannot starve the rest.
+constexpr std::uint32_t kMaxLifoStreak = 3;
+
+std::uint64_t next_random(std::uint64_t& s) {
+  // xorshift64*: victim choice only needs to be cheap and spread out.
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return s * 0x2545F4914F6CDD1DULL;
+}
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+}  // namespace
+
+bool TimerHandle::cancel() noexcept {
+  if (!entry_ || !entry_->try_cancel()) return false;
+  // On the owning loop, take it out of the heap at once; elsewhere the loop
+  // drops it when it reaches the top.
+  if (t_worker != nullptr && &t_worker->timers_ == entry_->owner()) {
+    t_worker->timers_.remove(entry_.get());
+  }
+  return true;
+}
+
+Loop::Loop(Runtime& rt, std::uint32_t index)
+    : rt_(rt),
+      index_(index),
+      rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
+      shuffle_(rt.shuffle_seed() != 0) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno("epoll_create1");
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) throw_errno("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // null marks the wake-up eventfd
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) throw_errno("epoll_ctl");
+}
+
+Loop::~Loop() {
+  drain_for_shutdown();
+  if (event_fd_ >= 0) close(event_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+TimePoint Loop::time() const noexcept { return rt_.clock().now(); }
+
+void Loop::require_loop_thread(const char* what) const {
+  if (t_worker != this) {
+    throw RuntimeError(absl::StrFormat(
+        "%s must be called on the thread of loop %d (use call_soon_threadsafe from other "
+        "threads)",
+        what, index_));
+  }
+}
+
+void Loop::call_soon(detail::Callback cb) {
+  require_loop_thread("Loop::call_soon");
+  ready_callbacks_.push_back(std::move(cb));
+}
+
+void Loop::call_soon_threadsafe(detail::Callback cb) {
+  if (t_worker == this) {
+    ready_callbacks_.push_back(std::move(cb));
+    return;
+  }
+  {
+    absl::MutexLock lock(&remote_mu_);
+    remote_callbacks_.push_back(std::move(cb));
+    // seq_cst: pairs with the parked loop's recheck (see detail/idle.h).
+    remote_pending_.store(true, std::memory_order_seq_cst);
+  }
+  if (rt_.idle().unpark_specific(this)) wake();
+}
+
+TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
+  if (delay.count() < 0) {
+    throw std::invalid_argument(
+        absl::StrFormat("call_later: negative delay (%d ns)", delay.count()));
+  }
+  require_loop_thread("Loop::call_later");
+  return TimerHandle(timers_.add(time() + delay, std::move(cb)));
+}
+
+TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
+  require_loop_thread("Loop::call_at");
+  return TimerHandle(timers_.add(when, std::move(cb)));
+}
+
+detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered) {
+  t->set_pinned(pinned);
+  if (registered) {
+    rt_.register_task(t);
+  } else {
+    t->registry_shard_ = UINT32_MAX;
+  }
+  t->add_ref();  // for the caller's handle; the initial one is the running reference
+  schedule(t, detail::Wake::kYield);
+  return t;
+}
+
+void Loop::task_finished(detail::TaskBase* t) noexcept {
+  if (t->registry_shard_ != UINT32_MAX) rt_.unregister_task(t);
+}
+
+void Loop::report_error(std::string_view message) noexcept { rt_.report_error(message); }
+
+void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
+  Loop* cur = t_worker;
+  if (t->pinned()) {
+    if (cur == this) {
+      pinned_ready_.push_back(t);
+      return;
+    }
+    {
+      absl::MutexLock lock(&remote_mu_);
+      remote_tasks_.push_back(t);
+      remote_pending_.store(true, std::memory_order_seq_cst);
+    }
+    if (rt_.idle().unpark_specific(this)) wake();
+    return;
+  }
+  if (cur != nullptr && &cur->rt_ == &rt_) {
+    cur->push_local(t, how);
+  } else {
+    rt_.inject_task(t);
+  }
+}
+
+bool Loop::coin_flip() { return (next_random(rng_) >> 33) & 1; }
+
+void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
+  auto owner = queue_.owner();
+  // Shuffle mode: a woken task may go to the back, a new or yielding one to
+  // the front.
+  if (shuffle_ && coin_flip()) {
+    how = how == detail::Wake::kNotify ? detail::Wake::kYield : detail::Wake::kNotify;
+  }
+  if (how == detail::Wake::kNotify) {
+    // seq_cst: the producer's half of the idle protocol.
+    detail::TaskBase* prev = lifo_.exchange(t, std::memory_order_seq_cst);
+    if (prev == nullptr) return;  // one task in hand: we will run it ourselves
+    owner.push_back(prev, rt_.inject());
+  } else {
+    owner.push_back(t, rt_.inject());
+  }
+  // There is more work here than we can run right now: let a sleeper know
+  // unless someone is already looking.
+  if (!searching_) rt_.notify_parked();
+}
+
+void Loop::wake() noexcept {
+  std::uint64_t one = 1;
+  // A full counter (EAGAIN) already means "wake up".
+  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+}
+
+void Loop::take_remote() {
+  std::vector<detail::TaskBase*> tasks;
+  std::vector<detail::Callback> callbacks;
+  {
+    absl::MutexLock lock(&remote_mu_);
+    tasks.swap(remote_tasks_);
+    callbacks.swap(remote_callbacks_);
+    remote_pending_.store(false, std::memory_order_relaxed);  // under the lock
+  }
+  for (detail::TaskBase* t : tasks) pinned_ready_.push_back(t);
+  for (auto& cb : callbacks) ready_callbacks_.push_back(std::move(cb));
+}
+
+void Loop::run_one_callback(detail::Callback& cb) noexcept {
+  try {
+    cb();
+  } catch (const CancelledError& e) {
+    report_error(absl::StrFormat("callback raised CancelledError(%s)", e.message()));
+  } catch (...) {
+    report_error("exception in callback: " + describe_exception(std::current_exception()));
+  }
+}
+
+bool Loop::run_ready_callbacks() {
+  // Only those ready now; callbacks they schedule run on the next round.
+  std::size_t n = ready_callbacks_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    detail::Callback cb = std::move(ready_callbacks_.front());
+    ready_callbacks_.pop_front();
+    run_one_callback(cb);
+  }
+  return n > 0;
+}
+
+bool Loop::run_callbacks_and_timers() {
+  bool ran = false;
+  if (io_watches_ > 0) {
+    static constexpr timespec kZero{};
+    ran = poll_io(&kZero);
+  }
+  if (timers_.size() != 0) {
+    timers_.pop_due(time(), due_scratch_);
+    for (auto& cb : due_scratch_) run_one_callback(cb);
+    ran = !due_scratch_.empty();
+    due_scratch_.clear();
+  }
+  if (remote_pending_.load(std::memory_order_relaxed)) take_remote();
+  if (run_ready_callbacks()) ran = true;
+  return ran || !pinned_ready_.empty();
+}
+
+detail::TaskBase* Loop::next_task() {
+  ++tick_;
+  if (tick_ % kGlobalCheckInterval == 0) {
+    run_callbacks_and_timers();
+    if (detail::TaskBase* t = rt_.inject().pop()) return t;
+  }
+  if (!ready_callbacks_.empty() || remote_pending_.load(std::memory_order_relaxed)) {
+    if (remote_pending_.load(std::memory_order_relaxed)) take_remote();
+    run_ready_callbacks();
+  }
+  if (!pinned_ready_.empty()) {
+    detail::TaskBase* t = pinned_ready_.front();
+    pinned_ready_.pop_front();
+    return t;
+  }
+  if (lifo_streak_ < kMaxLifoStreak && !(shuffle_ && coin_flip()) && lifo_.load(std::memory_order_relaxed) != nullptr) {
+    if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) {
+      ++lifo_streak_;
+      return t;
+    }
+  }
+  lifo_streak_ = 0;
+  auto owner = queue_.owner();
+  if (detail::TaskBase* t = owner.pop()) return t;
+  if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) return t;
+  return rt_.inject().pop();
+}
+
+detail::TaskBase* Loop::search() {
+  if (!searching_) {
+    if (!rt_.idle().transition_to_searching()) return nullptr;
+    searching_ = true;
+  }
+  auto owner = queue_.owner();
+  const std::uint32_t n = rt_.num_workers();
+  // Two passes; the second also takes victims' LIFO slots (a task woken by a
+  // worker that is now stuck in a long step must not wait for it).
+  for (int pass = 0; pass < 2; ++pass) {
+    std::uint32_t start = static_cast<std::uint32_t>(next_random(rng_) % n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      Loop& victim = rt_.loop((start + i) % n);
+      if (&victim == this) continue;
+      if (detail::TaskBase* t = victim.queue_.stealer().steal_into(owner, queue_)) return t;
+      if (pass == 1 && victim.lifo_.load(std::memory_order_relaxed) != nullptr) {
+        if (detail::TaskBase* t = victim.lifo_.exchange(nullptr, std::memory_order_acq_rel)) {
+          return t;
+        }
+      }
+    }
+    if (detail::TaskBase* t = rt_.inject().pop()) return t;
+  }
+  return nullptr;
+}
+
+void Loop::stop_searching() {
+  if (!searching_) return;
+  searching_ = false;
+  // The last searcher found work: there may be more, let another look.
+  if (rt_.idle().transition_from_searching()) rt_.notify_parked();
+}
+
+bool Loop::has_work_anywhere() const {
+  if (remote_pending_.load(std::memory_order_seq_cst)) return true;
+  if (!pinned_ready_.empty() || !ready_callbacks_.empty()) return true;
+  if (!rt_.inject().is_empty()) return true;
+  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
+    const Loop& l = rt_.loop(i);
+    if (!l.queue_.looks_empty()) return true;
+    if (l.lifo_.load(std::memory_order_seq_cst) != nullptr) return true;
+  }
+  return false;
+}
+
+void Loop::park() {
+  detail::Idle& idle = rt_.idle();
+  const bool was_searching = searching_;
+  searching_ = false;
+  const TimePoint deadline = timers_.next_deadline();
+  parked_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_seq_cst);
+  const std::uint32_t unparked = idle.transition_to_parked(this, was_searching);
+
+  auto unpark_self = [&] {
+    if (idle.transition_from_parked(this)) searching_ = true;
+    parked_deadline_.store(INT64_MAX, std::memory_order_relaxed);
+  };
+  if (has_work_anywhere() || rt_.stopping()) {
+    unpark_self();
+    return;
+  }
+
+  Clock& clock = rt_.clock();
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (clock.is_manual()) {
+    auto& manual = static_cast<ManualClock&>(clock);
+    if (manual.autojump() && unparked == 0 && io_watches_ == 0) {
+      // Everybody sleeps: jump to the earliest timer of any loop.
+      std::int64_t earliest = INT64_MAX;
+      Loop* owner = nullptr;
+      for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
+        Loop& l = rt_.loop(i);
+        std::int64_t d = l.parked_deadline_.load(std::memory_order_seq_cst);
+        if (d < earliest) {
+          earliest = d;
+          owner = &l;
+        }
+      }
+      if (owner != nullptr) {
+        manual.advance_to(TimePoint(Duration(earliest)));
+        if (owner == this) {
+          unpark_self();
+          return;
+        }
+        if (idle.unpark_specific(owner)) owner->wake();
+      }
+    }
+  } else if (deadline != TimePoint::max()) {
+    auto left = deadline - clock.now();
+    if (left.count() <= 0) {
+      unpark_self();
+      return;
+    }
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    ts.tv_sec = ns / 1'000'000'000;
+    ts.tv_nsec = ns % 1'000'000'000;
+    tsp = &ts;
+  }
+
+  poll_io(tsp);
+  unpark_self();
+}
+
+bool Loop::poll_io(const timespec* timeout) {
+  epoll_event events[64];
+  int n = epoll_pwait2(epoll_fd_, events, 64, timeout, nullptr);
+  if (n < 0 && errno == ENOSYS) {
+    int ms = -1;
+    if (timeout != nullptr) {
+      std::int64_t ns = timeout->tv_sec * 1'000'000'000LL + timeout->tv_nsec;
+      ms = static_cast<int>(std::min<std::int64_t>((ns + 999'999) / 1'000'000, INT32_MAX));
+    }
+    n = epoll_wait(epoll_fd_, events, 64, ms);
+  }
+  bool ran = false;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.ptr == nullptr) {
+      std::uint64_t v;
+      [[maybe_unused]] ssize_t r = ::read(event_fd_, &v, sizeof v);
+      continue;
+    }
+    static_cast<detail::IoHandler*>(events[i].data.ptr)->on_io(events[i].events);
+    ran = true;
+  }
+  return ran;
+}
+
+void Loop::run_worker() {
+  t_worker = this;
+  detail::set_current_loop(this);
+  while (!rt_.stopping()) {
+    detail::TaskBase* t = next_task();
+    if (t == nullptr) {
+      if (run_callbacks_and_timers()) continue;
+      t = search();
+      if (t == nullptr) {
+        park();
+        continue;
+      }
+    }
+    stop_searching();
+    t->run();
+  }
+  if (searching_) {
+    searching_ = false;
+    rt_.idle().transition_from_searching();
+  }
+  detail::set_current_loop(nullptr);
+  t_worker = nullptr;
+}
+
+void Loop::drain_for_shutdown() {
+  // Runs on the thread ending the runtime, after every worker stopped.
+  {
+    absl::MutexLock lock(&remote_mu_);
+    remote_callbacks_.clear();
+    for (detail::TaskBase* t : remote_tasks_) pinned_ready_.push_back(t);
+    remote_tasks_.clear();
+    remote_pending_.store(false, std::memory_order_relaxed);
+  }
+  ready_callbacks_.clear();
+  timers_.clear();
+}
+
+}  // namespace weft

@@ -1,0 +1,169 @@
+// weft::Loop: one event loop, run by one worker thread of a Runtime.
+//
+// Each loop has a local run queue that other workers steal from (plus a LIFO
+// slot for the task woken last), queues for work aimed at this loop in
+// particular (pinned tasks, callbacks), its timers, and an epoll instance
+// with an eventfd that wakes it when it sleeps. docs/scheduler.md tells the
+// whole story.
+//
+// Thread safety: `call_soon_threadsafe`, `create_pinned_task`, `time`,
+// `index` and `runtime` may be called from any thread. `call_soon`,
+// `call_later` and `call_at` are loop-only, like asyncio's: calling them from
+// another thread is a RuntimeError.
+#pragma once
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/task_base.h"
+#include "weft/core/task.h"
+#include "weft/sched/clock.h"
+#include "weft/sched/detail/io_handler.h"
+#include "weft/sched/detail/local_queue.h"
+#include "weft/sched/detail/timer_heap.h"
+
+namespace weft {
+
+class Runtime;
+namespace detail {
+class Idle;
+}
+
+// A scheduled callback; `cancel()` is safe from any thread.
+class TimerHandle {
+ public:
+  TimerHandle() = default;
+  // True if the callback will now never run (false if it ran, is running,
+  // or was already cancelled).
+  bool cancel() noexcept;
+  bool cancelled() const noexcept { return entry_ && entry_->cancelled(); }
+  TimePoint when() const noexcept { return entry_ ? entry_->deadline() : TimePoint{}; }
+
+ private:
+  friend class Loop;
+  explicit TimerHandle(detail::RefPtr<detail::TimerEntry> e) : entry_(std::move(e)) {}
+  detail::RefPtr<detail::TimerEntry> entry_;
+};
+
+class Loop final : public detail::LoopBase {
+ public:
+  Loop(Runtime& rt, std::uint32_t index);
+  ~Loop() override;
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  Runtime& runtime() const noexcept { return rt_; }
+  std::uint32_t index() const noexcept { return index_; }
+  // The loop's clock reading (the runtime's clock).
+  TimePoint time() const noexcept;
+  bool is_current() const noexcept { return detail::current_loop() == this; }
+
+  // asyncio call_soon: runs cb on this loop after the callbacks already
+  // scheduled. Loop thread only.
+  void call_soon(detail::Callback cb);
+  // Any thread.
+  void call_soon_threadsafe(detail::Callback cb);
+  // Runs cb after `delay` (>= 0) / at `when`. Loop thread only.
+  TimerHandle call_later(Duration delay, detail::Callback cb);
+  TimerHandle call_at(TimePoint when, detail::Callback cb);
+
+  // A task that always runs on this loop (for thread-affine code). Any thread.
+  template <typename T>
+  Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
+    return Task<T>::adopt(static_cast<detail::TaskState<T>*>(
+        start_task(new detail::TaskState<T>(this, std::move(body), std::move(name)),
+                   /*pinned=*/true, /*registered=*/true)));
+  }
+
+  // The loop's epoll instance, for the reactor (io/). Register descriptors
+  // with data.ptr = a detail::IoHandler; its on_io runs on this loop's thread.
+  int epoll_fd() const noexcept { return epoll_fd_; }
+  // Number of descriptors registered through the reactor (a loop with
+  // watched descriptors does not let the manual clock jump). Loop thread.
+  void add_io_watch(int delta) noexcept { io_watches_ += delta; }
+
+  // --- detail::LoopBase ---
+  void post(detail::Callback cb) override { call_soon_threadsafe(std::move(cb)); }
+  void schedule(detail::TaskBase* task, detail::Wake how) override;
+  void task_finished(detail::TaskBase* task) noexcept override;
+  const void* runtime_id() const noexcept override { return &rt_; }
+  void report_error(std::string_view message) noexcept override;
+
+  // For the runtime and create_task: registers and schedules a new task,
+  // returning it with one extra reference for the caller's handle.
+  detail::TaskBase* start_task(detail::TaskBase* t, bool pinned, bool registered);
+
+ private:
+  friend class Runtime;
+  friend class TimerHandle;
+  friend class detail::Idle;
+
+  // The worker: runs until the runtime stops. On the worker's thread.
+  void run_worker();
+  detail::TaskBase* next_task();
+  detail::TaskBase* search();
+  void stop_searching();
+  void park();
+  bool has_work_anywhere() const;
+  // Runs due timers and ready callbacks; true if it ran anything.
+  bool run_callbacks_and_timers();
+  bool run_ready_callbacks();
+  void run_one_callback(detail::Callback& cb) noexcept;
+  void push_local(detail::TaskBase* t, detail::Wake how);
+  bool coin_flip();  // shuffle mode only
+  void notify_work();
+  void wake() noexcept;  // writes the eventfd
+  void take_remote();    // moves remote queues into the local ones
+  // Waits up to `timeout` (null: forever; zero: poll) for IO or a wake-up
+  // and dispatches what is ready. Returns true if an IO handler ran.
+  bool poll_io(const timespec* timeout);
+  void drain_for_shutdown();
+  void require_loop_thread(const char* what) const;
+
+  Runtime& rt_;
+  const std::uint32_t index_;
+
+  // Owner-only state (the worker thread).
+  detail::LocalQueue queue_;
+  std::deque<detail::TaskBase*> pinned_ready_;
+  std::deque<detail::Callback> ready_callbacks_;
+  detail::TimerHeap timers_;
+  std::vector<detail::Callback> due_scratch_;
+  std::uint64_t tick_ = 0;
+  std::uint32_t lifo_streak_ = 0;
+  bool searching_ = false;
+  std::uint64_t rng_;
+  bool shuffle_ = false;  // seeded shuffle mode (RuntimeOptions::shuffle_seed)
+
+  // Stealable LIFO slot: exchanged by the owner, taken by thieves.
+  std::atomic<detail::TaskBase*> lifo_{nullptr};
+
+  // Work for this loop from other threads.
+  absl::Mutex remote_mu_;
+  std::vector<detail::TaskBase*> remote_tasks_ ABSL_GUARDED_BY(remote_mu_);
+  std::vector<detail::Callback> remote_callbacks_ ABSL_GUARDED_BY(remote_mu_);
+  // Set (seq_cst, the Dekker half for directed wake-ups) after a push; cleared
+  // by the owner when it takes the queues.
+  std::atomic<bool> remote_pending_{false};
+
+  // Guarded by the runtime's Idle mutex.
+  bool in_sleepers_ = false;
+  bool unparked_searching_ = false;
+  // Earliest timer, published before parking (for the manual clock's jumps).
+  std::atomic<std::int64_t> parked_deadline_{INT64_MAX};
+
+  int io_watches_ = 0;
+  int epoll_fd_ = -1;
+  int event_fd_ = -1;
+};
+
+}  // namespace weft

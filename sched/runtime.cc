@@ -1,0 +1,175 @@
+#include "weft/sched/runtime.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_format.h"
+#include "weft/sched/detail/idle.h"
+#include "weft/sched/detail/offload_pool.h"
+
+namespace weft {
+
+Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
+  std::uint32_t n = options_.workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  if (options_.clock != nullptr) {
+    clock_ = options_.clock;
+  } else {
+    own_clock_ = std::make_unique<SystemClock>();
+    clock_ = own_clock_.get();
+  }
+  shuffle_seed_ = options_.shuffle_seed;
+  if (const char* env = std::getenv("WEFT_SHUFFLE_SEED"); env != nullptr && *env != '\0') {
+    shuffle_seed_ = std::strtoull(env, nullptr, 10);
+  }
+  if (shuffle_seed_ != 0) {
+    std::fprintf(stderr, "weft: shuffle mode, seed %llu (WEFT_SHUFFLE_SEED=%llu reproduces it)\n",
+                 static_cast<unsigned long long>(shuffle_seed_),
+                 static_cast<unsigned long long>(shuffle_seed_));
+  }
+  idle_ = std::make_unique<detail::Idle>(n);
+  loops_.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+}
+
+Runtime::~Runtime() {
+  loops_.clear();
+  // The pool is destroyed last: the arena does not wait for running calls,
+  // which hold only their own state.
+  pool_.reset();
+}
+
+void Runtime::begin_run() {
+  if (detail::current_loop() != nullptr) {
+    throw RuntimeError("weft::run cannot be called from a thread that is running a weft loop");
+  }
+  if (running_.exchange(true, std::memory_order_acq_rel)) {
+    throw RuntimeError("this weft::Runtime is already running");
+  }
+  stopping_.store(false, std::memory_order_seq_cst);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (std::uint32_t i = 1; i < loops_.size(); ++i) {
+    threads_.emplace_back([this, i, cores] {
+      if (options_.pin_threads) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(i % cores, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      }
+      loops_[i]->run_worker();
+    });
+  }
+}
+
+void Runtime::end_run() {
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  // Every task finished under the supervisor; anything still queued or
+  // suspended here could only be left by a broken invariant or a task that
+  // outlived shutdown. Finish them as cancelled so nothing leaks.
+  for (auto& l : loops_) l->drain_for_shutdown();
+  for (int round = 0; round < 100; ++round) {
+    std::vector<detail::RefPtr<detail::TaskBase>> leftover;
+    auto keep = [&](detail::TaskBase* t) { leftover.emplace_back(t); };
+    for (auto& l : loops_) {
+      for (detail::TaskBase* t : l->pinned_ready_) keep(t);
+      l->pinned_ready_.clear();
+      if (detail::TaskBase* t = l->lifo_.exchange(nullptr, std::memory_order_acq_rel)) keep(t);
+      auto owner = l->queue_.owner();
+      while (detail::TaskBase* t = owner.pop()) keep(t);
+    }
+    while (detail::TaskBase* t = inject_.pop()) keep(t);
+    for (AnyTask& t : all_tasks()) keep(t.base());
+    if (leftover.empty()) break;
+    // abandon() is idempotent; the references keep duplicates alive.
+    for (auto& t : leftover) t->abandon("runtime stopped");
+    for (auto& l : loops_) l->drain_for_shutdown();
+  }
+  report_abandoned_offloads();
+  running_.store(false, std::memory_order_release);
+}
+
+void Runtime::stop() noexcept {
+  stopping_.store(true, std::memory_order_seq_cst);
+  for (Loop* w : idle_->unpark_all()) w->wake();
+}
+
+void Runtime::notify_parked() noexcept {
+  if (Loop* w = idle_->worker_to_notify()) w->wake();
+}
+
+void Runtime::inject_task(detail::TaskBase* t) noexcept {
+  inject_.push(t);
+  notify_parked();
+}
+
+void Runtime::register_task(detail::TaskBase* t) noexcept {
+  std::uint32_t shard = static_cast<std::uint32_t>(t->id() % kRegistryShards);
+  t->registry_shard_ = shard;
+  RegistryShard& s = registry_[shard];
+  absl::MutexLock lock(&s.mu);
+  t->registry_prev_ = nullptr;
+  t->registry_next_ = s.head;
+  if (s.head != nullptr) s.head->registry_prev_ = t;
+  s.head = t;
+}
+
+void Runtime::unregister_task(detail::TaskBase* t) noexcept {
+  RegistryShard& s = registry_[t->registry_shard_];
+  absl::MutexLock lock(&s.mu);
+  if (t->registry_prev_ != nullptr) {
+    t->registry_prev_->registry_next_ = t->registry_next_;
+  } else {
+    s.head = t->registry_next_;
+  }
+  if (t->registry_next_ != nullptr) t->registry_next_->registry_prev_ = t->registry_prev_;
+  t->registry_prev_ = t->registry_next_ = nullptr;
+  t->registry_shard_ = UINT32_MAX;
+}
+
+std::vector<AnyTask> Runtime::all_tasks() const {
+  std::vector<AnyTask> out;
+  for (const RegistryShard& s : registry_) {
+    absl::MutexLock lock(&s.mu);
+    for (detail::TaskBase* t = s.head; t != nullptr; t = t->registry_next_) {
+      if (!t->done()) out.emplace_back(t);
+    }
+  }
+  return out;
+}
+
+void Runtime::report_error(std::string_view message) noexcept {
+  absl::MutexLock lock(&error_mu_);
+  if (options_.error_handler) {
+    options_.error_handler(message);
+  } else {
+    std::fprintf(stderr, "weft: %.*s\n", static_cast<int>(message.size()), message.data());
+  }
+}
+
+Coro<void> Runtime::supervise(detail::RefPtr<detail::TaskBase> main) {
+  co_await detail::DoneAwaiter(detail::RefPtr<detail::FutureStateBase>(main.get()));
+  co_await cancel_remaining_tasks();
+  stop();
+}
+
+Coro<void> Runtime::cancel_remaining_tasks() {
+  for (;;) {
+    std::vector<AnyTask> tasks = all_tasks();
+    if (tasks.empty()) co_return;
+    for (AnyTask& t : tasks) t.cancel();
+    for (AnyTask& t : tasks) {
+      co_await detail::DoneAwaiter(detail::RefPtr<detail::FutureStateBase>(t.base()));
+      if (t.cancelled()) continue;
+      if (std::exception_ptr e = t.base()->exception()) {
+        report_error(absl::StrFormat("unhandled exception during shutdown in %s: %s",
+                                     t.base()->describe(), describe_exception(e)));
+      }
+    }
+  }
+}
+
+}  // namespace weft

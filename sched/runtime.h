@@ -1,0 +1,174 @@
+// weft::Runtime: a set of worker threads, one Loop each, that run tasks and
+// steal work from each other; and weft::run, asyncio.run's counterpart.
+//
+// `run(main)` makes the calling thread worker 0 for its duration and starts
+// the other workers; it returns main's result (or rethrows its exception)
+// after main finished and every task left over was cancelled and joined.
+// A thread already running a weft loop cannot call run (RuntimeError).
+//
+// Thread safety: `run` may be called by one thread at a time; `loop(i)`,
+// `num_workers`, `clock`, `all_tasks` and `running` from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "weft/core/coro.h"
+#include "weft/core/detail/await.h"
+#include "weft/core/task.h"
+#include "weft/sched/clock.h"
+#include "weft/sched/detail/inject_queue.h"
+#include "weft/sched/loop.h"
+
+namespace weft {
+
+namespace detail {
+class Idle;
+}  // namespace detail
+class OffloadPool;
+
+// A task handle without its result type: what current_task() and
+// all_tasks() return.
+class AnyTask {
+ public:
+  AnyTask() = default;
+  explicit AnyTask(detail::TaskBase* t) : t_(t) {}
+  template <typename T>
+  AnyTask(const Task<T>& t) : t_(&t.base()) {}  // NOLINT: implicit on purpose
+
+  bool valid() const noexcept { return static_cast<bool>(t_); }
+  bool done() const { return t_->done(); }
+  bool cancelled() const { return t_->cancelled(); }
+  bool cancel(std::string msg = {}) const { return t_->cancel(std::move(msg)); }
+  int cancelling() const { return t_->cancelling(); }
+  int uncancel() const { return t_->uncancel(); }
+  std::string get_name() const { return t_->name(); }
+  void set_name(std::string n) const { t_->set_name(std::move(n)); }
+  std::uint64_t id() const { return t_->id(); }
+  std::string waiting_on() const { return t_->waiting_on(); }
+  detail::TaskBase* base() const noexcept { return t_.get(); }
+  friend bool operator==(const AnyTask& a, const AnyTask& b) { return a.t_ == b.t_; }
+
+ private:
+  detail::RefPtr<detail::TaskBase> t_;
+};
+
+struct RuntimeOptions {
+  // Worker threads (loops); 0 means one per core.
+  std::uint32_t workers = 0;
+  // Pin worker i to CPU i % cores.
+  bool pin_threads = false;
+  // Use this clock instead of the system clock (e.g. a ManualClock). Not
+  // owned; must outlive the runtime.
+  Clock* clock = nullptr;
+  // Threads of the to_thread pool; 0 means min(32, cores + 4), asyncio's
+  // default executor size.
+  int to_thread_threads = 0;
+  // Seeded shuffle mode for tests: when non-zero, the scheduler makes
+  // random (but seed-determined per worker) choices of queue order, to flush
+  // out code that relies on a lucky interleaving. The environment variable
+  // WEFT_SHUFFLE_SEED overrides it; the seed in use is printed to stderr.
+  std::uint64_t shuffle_seed = 0;
+  // Called with every error nobody else will see (exceptions from callbacks,
+  // exceptions never retrieved). Default: a line on stderr.
+  absl::AnyInvocable<void(std::string_view)> error_handler;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Runs `main` to completion on this runtime, using the calling thread as
+  // worker 0; see the file comment.
+  template <typename T>
+  T run(Coro<T> main);
+
+  std::uint32_t num_workers() const noexcept { return static_cast<std::uint32_t>(loops_.size()); }
+  Loop& loop(std::uint32_t i) const { return *loops_.at(i); }
+  Clock& clock() const noexcept { return *clock_; }
+  std::uint64_t shuffle_seed() const noexcept { return shuffle_seed_; }
+  bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+  // Every task of this runtime that is not done (asyncio.all_tasks).
+  std::vector<AnyTask> all_tasks() const;
+
+  // --- for the scheduler ---
+  detail::InjectQueue& inject() noexcept { return inject_; }
+  detail::Idle& idle() noexcept { return *idle_; }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  void register_task(detail::TaskBase* t) noexcept;
+  void unregister_task(detail::TaskBase* t) noexcept;
+  void report_error(std::string_view message) noexcept;
+  // Makes a task runnable from a thread that is not one of our workers.
+  void inject_task(detail::TaskBase* t) noexcept;
+  // Wakes a sleeping worker if new work may need one.
+  void notify_parked() noexcept;
+  // The to_thread pool, made on first use.
+  OffloadPool& offload_pool();
+
+ private:
+  void begin_run();
+  void end_run();
+  void stop() noexcept;
+  void report_abandoned_offloads();
+  // Awaits the main task, cancels and joins the rest, stops the workers.
+  Coro<void> supervise(detail::RefPtr<detail::TaskBase> main);
+  Coro<void> cancel_remaining_tasks();
+
+  RuntimeOptions options_;
+  std::unique_ptr<Clock> own_clock_;
+  Clock* clock_;
+  std::uint64_t shuffle_seed_ = 0;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  detail::InjectQueue inject_;
+  std::unique_ptr<detail::Idle> idle_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stopping_{false};
+
+  struct alignas(64) RegistryShard {
+    mutable absl::Mutex mu;
+    detail::TaskBase* head ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  static constexpr std::uint32_t kRegistryShards = 16;
+  RegistryShard registry_[kRegistryShards];
+
+  absl::Mutex error_mu_;
+  absl::Mutex pool_mu_;
+  std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);
+};
+
+// Runs `main` on a new Runtime (asyncio.run).
+template <typename T>
+T run(Coro<T> main, RuntimeOptions options = {}) {
+  Runtime rt(std::move(options));
+  return rt.run(std::move(main));
+}
+
+template <typename T>
+T Runtime::run(Coro<T> main) {
+  if (!main.valid()) throw std::invalid_argument("weft::run: empty Coro");
+  begin_run();
+  Loop& l0 = *loops_[0];
+  auto* main_state = new detail::TaskState<T>(&l0, std::move(main), "main");
+  Task<T> main_task = Task<T>::adopt(static_cast<detail::TaskState<T>*>(
+      l0.start_task(main_state, /*pinned=*/false, /*registered=*/true)));
+  auto* sup = new detail::TaskState<void>(
+      &l0, supervise(detail::RefPtr<detail::TaskBase>(main_state)), "weft-supervisor");
+  l0.start_task(sup, /*pinned=*/true, /*registered=*/false)->release();
+  l0.run_worker();
+  end_run();
+  main_task.state_base()->check_result();
+  return static_cast<detail::TaskState<T>*>(main_state)->take_value();
+}
+
+}  // namespace weft

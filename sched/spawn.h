@@ -1,0 +1,94 @@
+// Task creation and the loop-level calls of asyncio, for code running inside
+// a weft runtime: create_task, ensure_future, current_task, all_tasks,
+// sleep, yield_now, get_running_loop, call_soon, call_later, call_at.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "weft/core/coro.h"
+#include "weft/core/future.h"
+#include "weft/core/task.h"
+#include "weft/sched/loop.h"
+#include "weft/sched/runtime.h"
+
+namespace weft {
+
+// The loop running on this thread. RuntimeError if there is none.
+Loop& get_running_loop();
+
+// Schedules `body` as a new task on the running runtime and returns its
+// handle (asyncio.create_task). The task starts after the current step, may
+// run on any worker, and runs to completion even if the handle is dropped.
+// RuntimeError if no runtime runs on this thread.
+template <typename T>
+Task<T> create_task(Coro<T> body, std::string name = {}) {
+  if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
+  Loop& loop = get_running_loop();
+  auto* state = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
+  return Task<T>::adopt(
+      static_cast<detail::TaskState<T>*>(loop.start_task(state, false, true)));
+}
+
+// Like create_task, but the task always runs on the current loop.
+template <typename T>
+Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
+  return get_running_loop().create_pinned_task(std::move(body), std::move(name));
+}
+
+// asyncio.ensure_future: a task or future is returned as is; a Coro becomes
+// a task.
+template <typename T>
+Task<T> ensure_future(Coro<T> body) {
+  return create_task(std::move(body));
+}
+template <typename T>
+const Task<T>& ensure_future(const Task<T>& t) {
+  return t;
+}
+template <typename T>
+const Future<T>& ensure_future(const Future<T>& f) {
+  return f;
+}
+
+// The task running on this thread; an invalid handle outside a task.
+AnyTask current_task();
+// Every unfinished task of the running runtime.
+std::vector<AnyTask> all_tasks();
+
+// Suspends the task for `d` (asyncio.sleep). sleep(0) yields once.
+// std::invalid_argument for a negative duration.
+Coro<void> sleep(Duration d);
+template <typename T>
+Coro<T> sleep(Duration d, T value) {
+  co_await sleep(d);
+  co_return std::move(value);
+}
+
+// Lets the other ready tasks run, then resumes (asyncio.sleep(0)).
+// A cancellation point.
+class [[nodiscard]] YieldAwaiter {
+ public:
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    task_ = detail::current_task_base_checked("yield_now()");
+    task_->suspend_and_yield(h);
+  }
+  void await_resume() { task_->throw_if_cancel_requested(); }
+
+ private:
+  detail::TaskBase* task_ = nullptr;
+};
+inline YieldAwaiter yield_now() { return {}; }
+
+// The running loop's call_soon / call_later / call_at.
+inline void call_soon(detail::Callback cb) { get_running_loop().call_soon(std::move(cb)); }
+inline TimerHandle call_later(Duration d, detail::Callback cb) {
+  return get_running_loop().call_later(d, std::move(cb));
+}
+inline TimerHandle call_at(TimePoint when, detail::Callback cb) {
+  return get_running_loop().call_at(when, std::move(cb));
+}
+
+}  // namespace weft

@@ -1,0 +1,85 @@
+// Entry points for plain threads: submitting coroutines to a running runtime
+// and waiting for them (asyncio.run_coroutine_threadsafe).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "weft/core/coro.h"
+#include "weft/core/task.h"
+#include "weft/sched/concurrent_future.h"
+#include "weft/sched/loop.h"
+#include "weft/sched/runtime.h"
+
+namespace weft {
+namespace detail {
+
+// Owns the completion of a ConcurrentFuture: if the coroutine frame holding
+// it is destroyed before completing it (the runtime stopped before the task
+// ran), the future is cancelled instead of leaving its waiters blocked.
+template <typename T>
+struct ConcurrentCompleter {
+  std::shared_ptr<typename ConcurrentFuture<T>::State> st;
+  explicit ConcurrentCompleter(std::shared_ptr<typename ConcurrentFuture<T>::State> s)
+      : st(std::move(s)) {}
+  ConcurrentCompleter(ConcurrentCompleter&&) noexcept = default;
+  ~ConcurrentCompleter() {
+    if (st) st->complete_cancelled("the runtime stopped before the task finished");
+  }
+};
+
+template <typename T>
+Coro<void> complete_concurrent(Coro<T> body, ConcurrentCompleter<T> completer) {
+  auto& st = completer.st;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(body);
+      st->complete_value();
+    } else {
+      st->complete_value(co_await std::move(body));
+    }
+  } catch (const CancelledError& e) {
+    st->complete_cancelled(e.message());
+    throw;  // the task ends cancelled too
+  } catch (...) {
+    st->complete_exception(std::current_exception());
+  }
+}
+
+template <typename T>
+ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
+  if (!body.valid()) throw std::invalid_argument("run_coroutine_threadsafe: empty Coro");
+  if (!loop.runtime().running() || loop.runtime().stopping()) {
+    throw RuntimeError("run_coroutine_threadsafe: the runtime is not running");
+  }
+  auto st = std::make_shared<typename ConcurrentFuture<T>::State>();
+  st->runtime_id = loop.runtime_id();
+  auto* task = new TaskState<void>(&loop, complete_concurrent(std::move(body), ConcurrentCompleter<T>(st)), "");
+  {
+    absl::MutexLock lock(&st->mu);
+    st->task = RefPtr<TaskBase>(task);
+  }
+  loop.start_task(task, pinned, /*registered=*/true)->release();
+  return ConcurrentFuture<T>(std::move(st));
+}
+
+}  // namespace detail
+
+// Submits `body` to a running runtime from any thread; the task may run on
+// any worker. RuntimeError if the runtime is not running.
+template <typename T>
+ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> body, Runtime& rt) {
+  return detail::submit_threadsafe(std::move(body), rt.loop(0), /*pinned=*/false);
+}
+// Submits `body` to run on `loop` only (a pinned task).
+template <typename T>
+ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> body, Loop& loop) {
+  return detail::submit_threadsafe(std::move(body), loop, /*pinned=*/true);
+}
+
+// Runs `fn` on `loop` soon, from any thread (asyncio call_soon_threadsafe).
+inline void call_soon_threadsafe(Loop& loop, detail::Callback fn) {
+  loop.call_soon_threadsafe(std::move(fn));
+}
+
+}  // namespace weft
