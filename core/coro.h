@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "weft/core/detail/frame_alloc.h"
+#include "weft/core/detail/loop_base.h"
 #include "weft/core/errors.h"
 
 namespace weft {
@@ -50,6 +51,10 @@ struct PromiseBase {
 
   // Defined in task_base.cc: completes the task whose body this frame is.
   static void finish_root(TaskBase* task) noexcept;
+
+  // Debug mode: a Coro destroyed before anyone awaited it or made it a task
+  // is reported (asyncio's "coroutine was never awaited").
+  static void report_never_awaited(const void* frame) noexcept;
 
   std::coroutine_handle<> continuation_;  // the awaiting coroutine, if awaited
   TaskBase* root_task_ = nullptr;         // the task, if this is a task's body
@@ -126,7 +131,13 @@ class [[nodiscard]] Coro {
   Handle handle() const noexcept { return h_; }
   Handle release() noexcept { return std::exchange(h_, {}); }
   void reset() noexcept {
-    if (h_) std::exchange(h_, {}).destroy();
+    if (!h_) return;
+    auto h = std::exchange(h_, {});
+    const detail::PromiseBase& p = h.promise();
+    if (!h.done() && !p.continuation_ && p.root_task_ == nullptr && detail::debug_enabled()) {
+      detail::PromiseBase::report_never_awaited(h.address());
+    }
+    h.destroy();
   }
 
  private:

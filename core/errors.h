@@ -8,6 +8,8 @@
 #pragma once
 
 #include <exception>
+#include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -73,6 +75,42 @@ class ExceptionGroup : public Error {
     return exceptions_;
   }
   const std::string& message() const noexcept { return message_; }
+
+  // `except* E` (PEP 654): splits the group, recursively through nested
+  // groups, into the exceptions that are E (or derive from it) and the rest;
+  // each part keeps the nesting and message, and is empty when nothing fits.
+  template <typename E>
+  std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> split() const {
+    std::vector<std::exception_ptr> match, rest;
+    for (const auto& e : exceptions_) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const ExceptionGroup& inner) {
+        auto [m, r] = inner.split<E>();
+        if (m) match.push_back(std::make_exception_ptr(*m));
+        if (r) rest.push_back(std::make_exception_ptr(*r));
+      } catch (const E&) {
+        match.push_back(e);
+      } catch (...) {
+        rest.push_back(e);
+      }
+    }
+    auto part = [this](std::vector<std::exception_ptr> v) -> std::optional<ExceptionGroup> {
+      if (v.empty()) return std::nullopt;
+      return ExceptionGroup(message_, std::move(v));
+    };
+    return {part(std::move(match)), part(std::move(rest))};
+  }
+  // The part of split<E>() that matches.
+  template <typename E>
+  std::optional<ExceptionGroup> subgroup() const {
+    return split<E>().first;
+  }
+  // True if any exception in the group (or a nested group) is an E.
+  template <typename E>
+  bool contains() const {
+    return subgroup<E>().has_value();
+  }
 
  private:
   std::string message_;

@@ -197,13 +197,33 @@ void Loop::take_remote() {
   for (auto& cb : callbacks) ready_callbacks_.push_back(std::move(cb));
 }
 
+void Loop::run_task_timed(detail::TaskBase* t) {
+  detail::RefPtr<detail::TaskBase> keep(t);  // to name it afterwards
+  TimePoint start = std::chrono::steady_clock::now();
+  t->run();
+  Duration took = std::chrono::steady_clock::now() - start;
+  if (took > rt_.slow_callback_threshold()) {
+    report_error(absl::StrFormat("slow task step: %s blocked loop %d for %.3f ms",
+                                 keep->describe(), index_, took.count() / 1e6));
+  }
+}
+
 void Loop::run_one_callback(detail::Callback& cb) noexcept {
+  TimePoint start{};
+  if (rt_.debug()) start = std::chrono::steady_clock::now();
   try {
     cb();
   } catch (const CancelledError& e) {
     report_error(absl::StrFormat("callback raised CancelledError(%s)", e.message()));
   } catch (...) {
     report_error("exception in callback: " + describe_exception(std::current_exception()));
+  }
+  if (rt_.debug()) {
+    Duration took = std::chrono::steady_clock::now() - start;
+    if (took > rt_.slow_callback_threshold()) {
+      report_error(absl::StrFormat("slow callback blocked loop %d for %.3f ms", index_,
+                                   took.count() / 1e6));
+    }
   }
 }
 
@@ -405,7 +425,11 @@ void Loop::run_worker() {
       }
     }
     stop_searching();
-    t->run();
+    if (rt_.debug()) {
+      run_task_timed(t);
+    } else {
+      t->run();
+    }
   }
   if (searching_) {
     searching_ = false;

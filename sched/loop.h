@@ -118,6 +118,7 @@ class Loop final : public detail::LoopBase {
   bool run_callbacks_and_timers();
   bool run_ready_callbacks();
   void run_one_callback(detail::Callback& cb) noexcept;
+  void run_task_timed(detail::TaskBase* t);  // debug mode
   void push_local(detail::TaskBase* t, detail::Wake how);
   bool coin_flip();  // shuffle mode only
   void notify_work();

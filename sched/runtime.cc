@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
@@ -30,6 +31,10 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
                  static_cast<unsigned long long>(shuffle_seed_),
                  static_cast<unsigned long long>(shuffle_seed_));
   }
+  debug_ = options_.debug;
+  if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && std::string_view(env) == "1") {
+    debug_ = true;
+  }
   idle_ = std::make_unique<detail::Idle>(n);
   loops_.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
@@ -50,6 +55,7 @@ void Runtime::begin_run() {
     throw RuntimeError("this weft::Runtime is already running");
   }
   stopping_.store(false, std::memory_order_seq_cst);
+  if (debug_) detail::set_debug_enabled(true);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   for (std::uint32_t i = 1; i < loops_.size(); ++i) {
     threads_.emplace_back([this, i, cores] {
@@ -89,6 +95,7 @@ void Runtime::end_run() {
     for (auto& l : loops_) l->drain_for_shutdown();
   }
   report_abandoned_offloads();
+  if (debug_) detail::set_debug_enabled(false);
   running_.store(false, std::memory_order_release);
 }
 
@@ -137,6 +144,15 @@ std::vector<AnyTask> Runtime::all_tasks() const {
     for (detail::TaskBase* t = s.head; t != nullptr; t = t->registry_next_) {
       if (!t->done()) out.emplace_back(t);
     }
+  }
+  return out;
+}
+
+std::string Runtime::dump_tasks() const {
+  std::string out;
+  for (const AnyTask& t : all_tasks()) {
+    const char* state = t.base()->started() ? "running or suspended" : "not started";
+    out += absl::StrFormat("%s [%s]\n", t.base()->await_chain(), state);
   }
   return out;
 }

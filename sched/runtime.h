@@ -76,6 +76,11 @@ struct RuntimeOptions {
   // out code that relies on a lucky interleaving. The environment variable
   // WEFT_SHUFFLE_SEED overrides it; the seed in use is printed to stderr.
   std::uint64_t shuffle_seed = 0;
+  // Debug mode (also WEFT_DEBUG=1): warns about task steps and callbacks
+  // that block a loop longer than `slow_callback_threshold`, naming them;
+  // reports Coros destroyed without ever being awaited.
+  bool debug = false;
+  Duration slow_callback_threshold = std::chrono::milliseconds(100);
   // Called with every error nobody else will see (exceptions from callbacks,
   // exceptions never retrieved). Default: a line on stderr.
   absl::AnyInvocable<void(std::string_view)> error_handler;
@@ -100,6 +105,11 @@ class Runtime {
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   // Every task of this runtime that is not done (asyncio.all_tasks).
   std::vector<AnyTask> all_tasks() const;
+  // One line per live task: name, id, state and await chain. Any thread;
+  // safe in production (it only takes the registry and task locks briefly).
+  std::string dump_tasks() const;
+  bool debug() const noexcept { return debug_; }
+  Duration slow_callback_threshold() const noexcept { return options_.slow_callback_threshold; }
 
   // --- for the scheduler ---
   detail::InjectQueue& inject() noexcept { return inject_; }
@@ -128,6 +138,7 @@ class Runtime {
   std::unique_ptr<Clock> own_clock_;
   Clock* clock_;
   std::uint64_t shuffle_seed_ = 0;
+  bool debug_ = false;
   std::vector<std::unique_ptr<Loop>> loops_;
   detail::InjectQueue inject_;
   std::unique_ptr<detail::Idle> idle_;

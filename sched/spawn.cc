@@ -16,6 +16,7 @@ AnyTask current_task() {
 }
 
 std::vector<AnyTask> all_tasks() { return get_running_loop().runtime().all_tasks(); }
+std::string dump_tasks() { return get_running_loop().runtime().dump_tasks(); }
 
 Coro<void> sleep(Duration d) {
   if (d.count() < 0) {

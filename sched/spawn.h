@@ -56,6 +56,8 @@ const Future<T>& ensure_future(const Future<T>& f) {
 AnyTask current_task();
 // Every unfinished task of the running runtime.
 std::vector<AnyTask> all_tasks();
+// The running runtime's task dump (Runtime::dump_tasks).
+std::string dump_tasks();
 
 // Suspends the task for `d` (asyncio.sleep). sleep(0) yields once.
 // std::invalid_argument for a negative duration.

@@ -1,5 +1,6 @@
 #include "weft/core/detail/loop_base.h"
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -20,6 +21,15 @@ LoopBase* current_loop() noexcept { return t_loop; }
 TaskBase* current_task_base() noexcept { return t_task; }
 void set_current_loop(LoopBase* loop) noexcept { t_loop = loop; }
 void set_current_task(TaskBase* task) noexcept { t_task = task; }
+
+namespace {
+// Relaxed: a switch for diagnostics; no data is published through it.
+std::atomic<int> g_debug{0};
+}  // namespace
+bool debug_enabled() noexcept { return g_debug.load(std::memory_order_relaxed) > 0; }
+void set_debug_enabled(bool on) noexcept {
+  g_debug.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
+}
 
 bool consume_budget() noexcept {
   if (--t_budget > 0) return true;

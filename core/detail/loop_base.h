@@ -55,6 +55,11 @@ inline constexpr int kStepBudget = 128;
 bool consume_budget() noexcept;
 void reset_budget() noexcept;
 
+// Debug mode (RuntimeOptions::debug or WEFT_DEBUG=1): process-wide, on if
+// any running runtime asked for it. Enables the extra checks and reports.
+bool debug_enabled() noexcept;
+void set_debug_enabled(bool on) noexcept;
+
 // Reports through the current loop if any, otherwise the process-wide
 // reporter (stderr by default).
 void report_error(std::string_view message) noexcept;

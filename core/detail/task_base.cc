@@ -10,6 +10,13 @@ std::atomic<std::uint64_t> g_next_task_id{1};
 
 void PromiseBase::finish_root(TaskBase* task) noexcept { task->on_body_done(); }
 
+void PromiseBase::report_never_awaited(const void* frame) noexcept {
+  report_error(absl::StrFormat(
+      "a Coro was destroyed without ever being awaited or made a task (frame %p); its body "
+      "never ran",
+      frame));
+}
+
 TaskBase::TaskBase(LoopBase* loop, std::string name)
     : FutureStateBase(loop),
       // Relaxed: ids only need to be unique.
@@ -40,6 +47,23 @@ std::string TaskBase::waiting_on() const {
   }
   if (!w || w->done()) return "";
   return w->describe();
+}
+
+std::string TaskBase::await_chain() const {
+  std::string out = describe();
+  RefPtr<FutureStateBase> w;
+  {
+    absl::MutexLock lock(&mu_);
+    w = waiter_;
+  }
+  for (int depth = 0; w && !w->done() && depth < 64; ++depth) {
+    out += " -> awaits " + w->describe();
+    auto* t = dynamic_cast<TaskBase*>(w.get());
+    if (t == nullptr) break;
+    absl::MutexLock lock(&t->mu_);
+    w = t->waiter_;
+  }
+  return out;
 }
 
 int TaskBase::uncancel() noexcept {

@@ -92,6 +92,8 @@ class TaskBase : public FutureStateBase {
   std::string describe() const override;
   // What the task is waiting on, for task dumps ("" when it is not waiting).
   std::string waiting_on() const;
+  // "Task 'a' -> awaits Task 'b' -> awaits Future@0x..." for task dumps.
+  std::string await_chain() const;
   bool started() const noexcept { return started_.load(std::memory_order_relaxed); }
 
   // --- Suspension protocol, used by awaiters running inside this task. ---
