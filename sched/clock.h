@@ -12,6 +12,10 @@
 #include <chrono>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+
 namespace weft {
 
 using Duration = std::chrono::nanoseconds;
@@ -39,11 +43,14 @@ class ManualClock final : public Clock {
   }
   bool is_manual() const noexcept override { return true; }
   bool autojump() const noexcept { return autojump_; }
-  // Moves time forward by d (negative d is ignored).
+  // Moves time forward by d (negative d is ignored) and wakes the sleeping
+  // loops of the runtime using the clock, so their due timers run.
   void advance(Duration d) noexcept {
-    if (d.count() > 0) ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+    if (d.count() <= 0) return;
+    ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+    notify();
   }
-  // Moves time forward to t if t is later than now.
+  // Moves time forward to t if t is later than now (and wakes, as advance).
   void advance_to(TimePoint t) noexcept {
     std::int64_t target = t.time_since_epoch().count();
     std::int64_t cur = ns_.load(std::memory_order_acquire);
@@ -51,8 +58,19 @@ class ManualClock final : public Clock {
            !ns_.compare_exchange_weak(cur, target, std::memory_order_acq_rel)) {
     }
   }
+  // Set by the runtime using the clock: called after every advance().
+  void set_on_advance(absl::AnyInvocable<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    on_advance_ = std::move(fn);
+  }
 
  private:
+  void notify() noexcept {
+    absl::MutexLock lock(&mu_);
+    if (on_advance_) on_advance_();
+  }
+  absl::Mutex mu_;
+  absl::AnyInvocable<void()> on_advance_ ABSL_GUARDED_BY(mu_);
   const bool autojump_;
   std::atomic<std::int64_t> ns_{0};
 };

@@ -26,6 +26,12 @@ constexpr std::uint64_t kGlobalCheckInterval = 61;
 // Consecutive runs from the LIFO slot before the ring gets a turn, so two
 // tasks that wake each other cannot starve the rest.
 constexpr std::uint32_t kMaxLifoStreak = 3;
+// Consecutive pinned tasks before the others get a turn.
+constexpr std::uint32_t kMaxPinnedStreak = 8;
+// A parked worker looks at the others this often while any of them is busy:
+// a busy worker can strand a task it woke (its LIFO slot) or queued behind a
+// long step, which only a thief can rescue. Go's sysmon does the same job.
+constexpr std::chrono::milliseconds kBusyPeerCheck{10};
 
 std::uint64_t next_random(std::uint64_t& s) {
   // xorshift64*: victim choice only needs to be cheap and spread out.
@@ -126,6 +132,19 @@ detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool regist
   t->add_ref();  // for the caller's handle; the initial one is the running reference
   schedule(t, detail::Wake::kYield);
   return t;
+}
+
+void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned) {
+  // start_task takes a reference for a handle; ours exists already.
+  auto start = [&] {
+    t->add_ref();  // the running reference
+    start_task(t, pinned, /*registered=*/true)->release();
+  };
+  if (t_worker != nullptr && &t_worker->rt_ == &rt_) {
+    start();
+  } else {
+    rt_.submit_external(start);
+  }
 }
 
 void Loop::task_finished(detail::TaskBase* t) noexcept {
@@ -245,10 +264,13 @@ bool Loop::run_callbacks_and_timers() {
     ran = poll_io(&kZero);
   }
   if (timers_.size() != 0) {
-    timers_.pop_due(time(), due_scratch_);
-    for (auto& cb : due_scratch_) run_one_callback(cb);
-    ran = !due_scratch_.empty();
-    due_scratch_.clear();
+    const TimePoint now = time();
+    detail::Callback cb;
+    while (timers_.pop_one_due(now, &cb)) {
+      run_one_callback(cb);
+      cb = nullptr;
+      ran = true;
+    }
   }
   if (remote_pending_.load(std::memory_order_relaxed)) take_remote();
   if (run_ready_callbacks()) ran = true;
@@ -265,11 +287,15 @@ detail::TaskBase* Loop::next_task() {
     if (remote_pending_.load(std::memory_order_relaxed)) take_remote();
     run_ready_callbacks();
   }
-  if (!pinned_ready_.empty()) {
+  // Pinned tasks take turns with the others, so a pinned task that keeps
+  // yielding cannot starve the rest of its loop.
+  if (!pinned_ready_.empty() && pinned_streak_ < kMaxPinnedStreak) {
+    ++pinned_streak_;
     detail::TaskBase* t = pinned_ready_.front();
     pinned_ready_.pop_front();
     return t;
   }
+  pinned_streak_ = 0;
   if (lifo_streak_ < kMaxLifoStreak && !(shuffle_ && coin_flip()) && lifo_.load(std::memory_order_relaxed) != nullptr) {
     if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) {
       ++lifo_streak_;
@@ -280,7 +306,13 @@ detail::TaskBase* Loop::next_task() {
   auto owner = queue_.owner();
   if (detail::TaskBase* t = owner.pop()) return t;
   if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) return t;
-  return rt_.inject().pop();
+  if (detail::TaskBase* t = rt_.inject().pop()) return t;
+  if (!pinned_ready_.empty()) {
+    detail::TaskBase* t = pinned_ready_.front();
+    pinned_ready_.pop_front();
+    return t;
+  }
+  return nullptr;
 }
 
 detail::TaskBase* Loop::search() {
@@ -371,8 +403,10 @@ void Loop::park() {
         if (idle.unpark_specific(owner)) owner->wake();
       }
     }
-  } else if (deadline != TimePoint::max()) {
-    auto left = deadline - clock.now();
+  } else if (deadline != TimePoint::max() || unparked > 0) {
+    TimePoint wake_at = deadline;
+    if (unparked > 0) wake_at = std::min(wake_at, clock.now() + kBusyPeerCheck);
+    auto left = wake_at - clock.now();
     if (left.count() <= 0) {
       unpark_self();
       return;

@@ -77,11 +77,13 @@ class Loop final : public detail::LoopBase {
   TimerHandle call_at(TimePoint when, detail::Callback cb);
 
   // A task that always runs on this loop (for thread-affine code). Any thread.
+  // From outside the runtime: RuntimeError once shutdown has begun.
   template <typename T>
   Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
-    return Task<T>::adopt(static_cast<detail::TaskState<T>*>(
-        start_task(new detail::TaskState<T>(this, std::move(body), std::move(name)),
-                   /*pinned=*/true, /*registered=*/true)));
+    auto* state = new detail::TaskState<T>(this, std::move(body), std::move(name));
+    Task<T> handle = Task<T>::adopt(state);  // frees it if the runtime refuses
+    start_task_from_any_thread(state, /*pinned=*/true);
+    return handle;
   }
 
   // The loop's epoll instance, for the reactor (io/). Register descriptors
@@ -101,6 +103,9 @@ class Loop final : public detail::LoopBase {
   // For the runtime and create_task: registers and schedules a new task,
   // returning it with one extra reference for the caller's handle.
   detail::TaskBase* start_task(detail::TaskBase* t, bool pinned, bool registered);
+  // Starts a registered task whose handle the caller already holds; from
+  // outside the runtime only while it accepts submissions.
+  void start_task_from_any_thread(detail::TaskBase* t, bool pinned);
 
  private:
   friend class Runtime;
@@ -138,9 +143,9 @@ class Loop final : public detail::LoopBase {
   std::deque<detail::TaskBase*> pinned_ready_;
   std::deque<detail::Callback> ready_callbacks_;
   detail::TimerHeap timers_;
-  std::vector<detail::Callback> due_scratch_;
   std::uint64_t tick_ = 0;
   std::uint32_t lifo_streak_ = 0;
+  std::uint32_t pinned_streak_ = 0;
   bool searching_ = false;
   std::uint64_t rng_;
   bool shuffle_ = false;  // seeded shuffle mode (RuntimeOptions::shuffle_seed)

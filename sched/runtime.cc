@@ -38,9 +38,15 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   idle_ = std::make_unique<detail::Idle>(n);
   loops_.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+  if (clock_->is_manual()) {
+    static_cast<ManualClock*>(clock_)->set_on_advance([this] {
+      for (Loop* w : idle_->unpark_all()) w->wake();
+    });
+  }
 }
 
 Runtime::~Runtime() {
+  if (clock_->is_manual()) static_cast<ManualClock*>(clock_)->set_on_advance(nullptr);
   loops_.clear();
   // The pool is destroyed last: the arena does not wait for running calls,
   // which hold only their own state.
@@ -55,6 +61,10 @@ void Runtime::begin_run() {
     throw RuntimeError("this weft::Runtime is already running");
   }
   stopping_.store(false, std::memory_order_seq_cst);
+  {
+    absl::MutexLock lock(&accept_mu_);
+    accepting_ = true;
+  }
   if (debug_) detail::set_debug_enabled(true);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   for (std::uint32_t i = 1; i < loops_.size(); ++i) {
@@ -166,8 +176,22 @@ void Runtime::report_error(std::string_view message) noexcept {
   }
 }
 
+void Runtime::submit_external(absl::FunctionRef<void()> start) {
+  absl::MutexLock lock(&accept_mu_);
+  if (!accepting_) {
+    throw RuntimeError("the weft runtime is not running or is shutting down");
+  }
+  start();
+}
+
 Coro<void> Runtime::supervise(detail::RefPtr<detail::TaskBase> main) {
   co_await detail::DoneAwaiter(detail::RefPtr<detail::FutureStateBase>(main.get()));
+  {
+    // From here on outside threads cannot add tasks, so the loop below ends
+    // (asyncio closes the loop the same way after cancelling what is left).
+    absl::MutexLock lock(&accept_mu_);
+    accepting_ = false;
+  }
   co_await cancel_remaining_tasks();
   stop();
 }

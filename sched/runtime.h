@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "weft/core/coro.h"
 #include "weft/core/detail/await.h"
@@ -118,6 +119,11 @@ class Runtime {
   void register_task(detail::TaskBase* t) noexcept;
   void unregister_task(detail::TaskBase* t) noexcept;
   void report_error(std::string_view message) noexcept;
+  // Runs `start` (which starts a task submitted from outside the runtime)
+  // only while the runtime accepts outside submissions; RuntimeError once
+  // shutdown has begun. Serialised with the closing, so a submission either
+  // gets in before shutdown cancels the leftovers, or is refused.
+  void submit_external(absl::FunctionRef<void()> start);
   // Makes a task runnable from a thread that is not one of our workers.
   void inject_task(detail::TaskBase* t) noexcept;
   // Wakes a sleeping worker if new work may need one.
@@ -154,6 +160,8 @@ class Runtime {
   RegistryShard registry_[kRegistryShards];
 
   absl::Mutex error_mu_;
+  absl::Mutex accept_mu_;
+  bool accepting_ ABSL_GUARDED_BY(accept_mu_) = false;
   absl::Mutex pool_mu_;
   std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);
 };

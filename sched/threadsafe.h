@@ -49,9 +49,6 @@ Coro<void> complete_concurrent(Coro<T> body, ConcurrentCompleter<T> completer) {
 template <typename T>
 ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
   if (!body.valid()) throw std::invalid_argument("run_coroutine_threadsafe: empty Coro");
-  if (!loop.runtime().running() || loop.runtime().stopping()) {
-    throw RuntimeError("run_coroutine_threadsafe: the runtime is not running");
-  }
   auto st = std::make_shared<typename ConcurrentFuture<T>::State>();
   st->runtime_id = loop.runtime_id();
   auto* task = new TaskState<void>(&loop, complete_concurrent(std::move(body), ConcurrentCompleter<T>(st)), "");
@@ -59,7 +56,21 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
     absl::MutexLock lock(&st->mu);
     st->task = RefPtr<TaskBase>(task);
   }
-  loop.start_task(task, pinned, /*registered=*/true)->release();
+  RefPtr<TaskBase> owned(task, kAdoptRef);  // frees it if the runtime refuses
+  if (current_loop() != nullptr && current_loop()->runtime_id() == loop.runtime_id()) {
+    loop.start_task(owned.leak(), pinned, /*registered=*/true)->release();
+  } else {
+    try {
+      loop.runtime().submit_external(
+          [&] { loop.start_task(owned.leak(), pinned, /*registered=*/true)->release(); });
+    } catch (...) {
+      // Refused: break the state -> task -> frame -> state cycle so that
+      // dropping the task cancels the future and frees everything.
+      absl::MutexLock lock(&st->mu);
+      st->task.reset();
+      throw;
+    }
+  }
   return ConcurrentFuture<T>(std::move(st));
 }
 

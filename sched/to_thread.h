@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "weft/core/context.h"
 #include "weft/core/coro.h"
 #include "weft/core/future.h"
@@ -31,21 +32,32 @@
 namespace weft {
 namespace detail {
 
+// The call runs once, so the arguments are moved into it (A&&).
 template <typename F, typename... A>
 struct ToThreadCall {
-  static constexpr bool kTakesStopToken = std::is_invocable_v<F&, std::stop_token, A&...>;
+  static constexpr bool kTakesStopToken = std::is_invocable_v<F&, std::stop_token, A&&...>;
   using Result = std::conditional_t<kTakesStopToken,
-                                    std::invoke_result<F&, std::stop_token, A&...>,
-                                    std::invoke_result<F&, A&...>>::type;
+                                    std::invoke_result<F&, std::stop_token, A&&...>,
+                                    std::invoke_result<F&, A&&...>>::type;
+};
+
+// Marks a pool job finished before it hands out its result, so that the
+// shutdown report counts only calls whose result nobody waits for.
+class OffloadTicket {
+ public:
+  virtual void finish() noexcept = 0;
+
+ protected:
+  ~OffloadTicket() = default;
 };
 
 // Submits a job to the runtime's to_thread pool (defined in to_thread.cc).
-void submit_to_pool(Runtime& rt, Callback job);
+void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job);
 
 }  // namespace detail
 
 template <typename F, typename... A>
-  requires(std::is_invocable_v<F&, A&...> || std::is_invocable_v<F&, std::stop_token, A&...>)
+  requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
 Coro<typename detail::ToThreadCall<F, A...>::Result> to_thread(F fn, A... args) {
   using Call = detail::ToThreadCall<F, A...>;
   using R = typename Call::Result;
@@ -55,28 +67,35 @@ Coro<typename detail::ToThreadCall<F, A...>::Result> to_thread(F fn, A... args) 
   detail::submit_to_pool(
       loop.runtime(),
       [result, stop, context = Context::current(), fn = std::move(fn),
-       args = std::make_tuple(std::move(args)...)]() mutable {
+       args = std::make_tuple(std::move(args)...)](detail::OffloadTicket& ticket) mutable {
         if (result.done()) return;  // cancelled before it started
         detail::ContextData data = context.data();
         detail::ContextScope scope(&data);
+        auto call = [&]() -> R {
+          if constexpr (Call::kTakesStopToken) {
+            return std::apply(
+                [&](auto&... a) -> R { return std::invoke(fn, stop.get_token(), std::move(a)...); },
+                args);
+          } else {
+            return std::apply([&](auto&... a) -> R { return std::invoke(fn, std::move(a)...); },
+                              args);
+          }
+        };
+        // The outcome is handed over only after the ticket is finished.
+        // A failure to hand it over means the awaiter was cancelled meanwhile:
+        // the caller is gone and asked the call to stop, so it is discarded.
         try {
-          auto call = [&]() -> R {
-            if constexpr (Call::kTakesStopToken) {
-              return std::apply(
-                  [&](auto&... a) -> R { return std::invoke(fn, stop.get_token(), a...); }, args);
-            } else {
-              return std::apply([&](auto&... a) -> R { return std::invoke(fn, a...); }, args);
-            }
-          };
           if constexpr (std::is_void_v<R>) {
             call();
+            ticket.finish();
             result.try_set_result();
           } else {
-            result.try_set_result(call());
+            R value = call();
+            ticket.finish();
+            result.try_set_result(std::move(value));
           }
         } catch (...) {
-          // Fails only if the awaiter was cancelled meanwhile: the caller is
-          // gone and asked the call to stop, so the outcome is discarded.
+          ticket.finish();
           result.try_set_exception(std::current_exception());
         }
       });

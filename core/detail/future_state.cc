@@ -24,8 +24,11 @@ void CallbackNode::notify(FutureStateBase& state) noexcept {
   // The posted closure keeps the state alive until the callback ran.
   RefPtr<FutureStateBase> keep(&state);
   Fn fn = std::move(fn_);
-  LoopBase* loop = state.loop();
-  loop->post([keep = std::move(keep), fn = std::move(fn)]() mutable { fn(*keep); });
+  // The future may outlive its runtime: then the callback is dropped.
+  if (!post_if_live(state.loop_id(),
+                    [keep = std::move(keep), fn = std::move(fn)]() mutable { fn(*keep); })) {
+    report_error("a done callback was dropped: the future's event loop is closed");
+  }
 }
 
 void FutureStateBase::destroy() noexcept {

@@ -91,7 +91,7 @@ class FutureStateBase : public RefCounted {
  public:
   enum class Outcome : std::uint8_t { kPending, kValue, kException, kCancelled };
 
-  explicit FutureStateBase(LoopBase* loop) : loop_(loop) {}
+  explicit FutureStateBase(LoopBase* loop) : loop_(loop), loop_id_(loop->loop_id()) {}
 
   bool done() const noexcept {
     // Pairs with the acq_rel exchange in publish().
@@ -99,7 +99,10 @@ class FutureStateBase : public RefCounted {
   }
   bool cancelled() const noexcept { return done() && outcome_ == Outcome::kCancelled; }
   Outcome outcome() const noexcept { return done() ? outcome_ : Outcome::kPending; }
+  // The home loop; valid while its runtime exists (tasks never outlive it;
+  // a plain Future may, see loop_id()).
   LoopBase* loop() const noexcept { return loop_; }
+  std::uint64_t loop_id() const noexcept { return loop_id_; }
 
   // Future.cancel(): false if already done (or being completed). Task
   // overrides it with asyncio's request semantics.
@@ -152,6 +155,7 @@ class FutureStateBase : public RefCounted {
   static constexpr std::uintptr_t kDoneTag = 1;
 
   LoopBase* const loop_;
+  const std::uint64_t loop_id_;
   std::atomic<bool> claimed_{false};
   std::atomic<std::uintptr_t> waiters_{0};
   Outcome outcome_ = Outcome::kPending;  // written by the claimer before publish

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 
 namespace weft::detail {
@@ -13,9 +14,38 @@ thread_local LoopBase* t_loop = nullptr;
 thread_local TaskBase* t_task = nullptr;
 thread_local int t_budget = kStepBudget;
 
+absl::Mutex g_loops_mu;
+std::uint64_t g_next_loop_id ABSL_GUARDED_BY(g_loops_mu) = 1;
+absl::flat_hash_map<std::uint64_t, LoopBase*>& live_loops() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_loops_mu) {
+  static auto* m = new absl::flat_hash_map<std::uint64_t, LoopBase*>();
+  return *m;
+}
+std::uint64_t register_loop(LoopBase* l) {
+  absl::MutexLock lock(&g_loops_mu);
+  std::uint64_t id = g_next_loop_id++;
+  live_loops()[id] = l;
+  return id;
+}
+
 absl::Mutex g_reporter_mu;
 absl::AnyInvocable<void(std::string_view)> g_reporter ABSL_GUARDED_BY(g_reporter_mu);
 }  // namespace
+
+LoopBase::LoopBase() : loop_id_(register_loop(this)) {}
+LoopBase::~LoopBase() {
+  absl::MutexLock lock(&g_loops_mu);
+  live_loops().erase(loop_id_);
+}
+
+bool post_if_live(std::uint64_t loop_id, Callback cb) {
+  // The lock keeps the loop from being destroyed while we post to it
+  // (post itself is short and never blocks).
+  absl::MutexLock lock(&g_loops_mu);
+  auto it = live_loops().find(loop_id);
+  if (it == live_loops().end()) return false;
+  it->second->post(std::move(cb));
+  return true;
+}
 
 LoopBase* current_loop() noexcept { return t_loop; }
 TaskBase* current_task_base() noexcept { return t_task; }

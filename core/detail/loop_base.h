@@ -3,6 +3,7 @@
 // implements it and sets the per-thread "current loop" and "current task".
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
@@ -22,7 +23,13 @@ enum class Wake : unsigned char {
 // One event loop. Thread safety: every method may be called from any thread.
 class LoopBase {
  public:
-  virtual ~LoopBase() = default;
+  // Registers the loop as live (see post_if_live).
+  LoopBase();
+  virtual ~LoopBase();
+  LoopBase(const LoopBase&) = delete;
+  LoopBase& operator=(const LoopBase&) = delete;
+  // Unique for the life of the process (addresses may be reused).
+  std::uint64_t loop_id() const noexcept { return loop_id_; }
   // Runs `cb` on this loop's thread soon (asyncio `call_soon_threadsafe`).
   // Callbacks posted from one thread run in the order they were posted.
   virtual void post(Callback cb) = 0;
@@ -38,7 +45,14 @@ class LoopBase {
   // Reports an error nobody else will see (an exception from a callback, an
   // exception never retrieved). Never throws.
   virtual void report_error(std::string_view message) noexcept = 0;
+
+ private:
+  const std::uint64_t loop_id_;
 };
+
+// Posts `cb` to the loop with this id if it still exists; false (cb dropped)
+// if it was destroyed. For futures that outlive their runtime.
+bool post_if_live(std::uint64_t loop_id, Callback cb);
 
 // The loop and task running on this thread; null outside a runtime or a task.
 LoopBase* current_loop() noexcept;

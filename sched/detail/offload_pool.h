@@ -7,43 +7,51 @@
 
 #include "oneapi/tbb/global_control.h"
 #include "oneapi/tbb/task_arena.h"
-#include "weft/core/detail/loop_base.h"
+#include "absl/functional/any_invocable.h"
+#include "weft/sched/to_thread.h"
 
 namespace weft {
 
 // The runtime's pool: a oneTBB task_arena with no slot reserved for external
 // threads, sized by RuntimeOptions::to_thread_threads. oneTBB caps its worker
-// threads at the core count by default, which would make blocking calls wait
-// for each other; a global_control raises the cap to the arena size.
+// threads process-wide (max_allowed_parallelism, default: the core count),
+// which would make blocking calls wait for each other; the pool raises the
+// cap through one process-wide global_control sized for the largest pool
+// asked for so far (oneTBB applies the smallest live global_control value, so
+// per-pool controls would cap every pool at the smallest).
 class OffloadPool {
  public:
-  explicit OffloadPool(int threads)
-      : control_(oneapi::tbb::global_control::max_allowed_parallelism,
-                 static_cast<std::size_t>(threads) + 1),
-        arena_(threads, /*reserved_for_masters=*/0),
-        running_(std::make_shared<std::atomic<std::int64_t>>(0)) {}
+  explicit OffloadPool(int threads);
 
-  void submit(detail::Callback job) {
+  void submit(absl::AnyInvocable<void(detail::OffloadTicket&)> job) {
     running_->fetch_add(1, std::memory_order_relaxed);
-    // The job keeps the counter alive, not the pool: a call that outlives the
-    // runtime touches nothing of it.
     arena_.enqueue(Job{std::move(job), running_});
   }
-  // oneTBB invokes its functor through a const reference.
-  struct Job {
-    mutable detail::Callback fn;
-    std::shared_ptr<std::atomic<std::int64_t>> running;
-    void operator()() const {
-      fn();
-      running->fetch_sub(1, std::memory_order_relaxed);
-    }
-  };
-
-  // Calls submitted and not finished (a diagnostic snapshot).
+  // Calls submitted whose result was not handed over yet (a snapshot).
   std::int64_t running() const { return running_->load(std::memory_order_relaxed); }
 
  private:
-  oneapi::tbb::global_control control_;
+  // oneTBB invokes its functor through a const reference. The job keeps the
+  // counter alive, not the pool: a call that outlives the runtime touches
+  // nothing of it.
+  struct Job {
+    mutable absl::AnyInvocable<void(detail::OffloadTicket&)> fn;
+    std::shared_ptr<std::atomic<std::int64_t>> running;
+    void operator()() const {
+      struct Ticket final : detail::OffloadTicket {
+        std::atomic<std::int64_t>* counter;
+        bool finished = false;
+        void finish() noexcept override {
+          if (!finished) counter->fetch_sub(1, std::memory_order_relaxed);
+          finished = true;
+        }
+      } ticket;
+      ticket.counter = running.get();
+      fn(ticket);
+      ticket.finish();
+    }
+  };
+
   oneapi::tbb::task_arena arena_;
   std::shared_ptr<std::atomic<std::int64_t>> running_;
 };

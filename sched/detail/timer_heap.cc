@@ -61,13 +61,16 @@ TimePoint TimerHeap::next_deadline() noexcept {
   return heap_.empty() ? TimePoint::max() : heap_.front()->deadline_;
 }
 
-void TimerHeap::pop_due(TimePoint now, std::vector<Callback>& out) {
+bool TimerHeap::pop_one_due(TimePoint now, Callback* out) {
   while (!heap_.empty()) {
     TimerEntry* e = heap_.front();
-    if (e->armed() && e->deadline_ > now) break;
-    if (e->try_fire()) out.push_back(std::move(e->cb_));
+    if (e->armed() && e->deadline_ > now) return false;
+    bool fire = e->try_fire();
+    if (fire) *out = std::move(e->cb_);
     pop_top();
+    if (fire) return true;
   }
+  return false;
 }
 
 void TimerHeap::clear() noexcept {

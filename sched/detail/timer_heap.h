@@ -70,9 +70,10 @@ class TimerHeap {
   void remove(TimerEntry* e) noexcept;
   // Deadline of the earliest armed timer; TimePoint::max() if none.
   TimePoint next_deadline() noexcept;
-  // Pops every timer due at `now` and returns their callbacks in deadline
-  // order (FIFO among equal deadlines), appended to `out`.
-  void pop_due(TimePoint now, std::vector<Callback>& out);
+  // Pops the earliest timer due at `now` (deadline order, FIFO among equal
+  // deadlines) and returns its callback; false if none is due. One at a
+  // time, so a callback can still cancel a timer due at the same instant.
+  bool pop_one_due(TimePoint now, Callback* out);
   std::size_t size() const noexcept { return heap_.size(); }
   // Drops every entry without running it.
   void clear() noexcept;

@@ -1,0 +1,156 @@
+// An echo server and its client, on weft streams.
+//
+//   echo server [--port=0] [--workers=0] [--max-seconds=60]
+//       Listens on 127.0.0.1, prints "LISTEN <port>" on stdout, echoes every
+//       byte back. Stops gracefully on SIGINT or SIGTERM (or after
+//       --max-seconds): stops accepting, gives open connections one second
+//       to finish, then cancels them, and exits 0.
+//   echo client --port=N [--connections=8] [--messages=100] [--size=64]
+//       Opens the connections at once; each sends its messages one by one
+//       and checks every echo. Prints "OK <n> messages" and exits 0, or
+//       exits 1 on the first mismatch or error.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "weft/weft.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::map<std::string, std::string> parse_flags(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) continue;
+    auto eq = a.find('=');
+    flags[a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2)] =
+        eq == std::string::npos ? "1" : a.substr(eq + 1);
+  }
+  return flags;
+}
+
+long flag(const std::map<std::string, std::string>& f, const std::string& name, long def) {
+  auto it = f.find(name);
+  return it == f.end() ? def : std::strtol(it->second.c_str(), nullptr, 10);
+}
+
+// --- server -----------------------------------------------------------------
+
+weft::Coro<void> handle_echo(weft::StreamReader r, weft::StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(64 * 1024);
+    if (data.empty()) break;  // EOF
+    w.write(data);
+    co_await w.drain();  // backpressure: never queue more than the high-water mark
+  }
+  w.close();
+  co_await w.wait_closed();
+}
+
+weft::Coro<void> forward_signal(weft::Future<int> stop) {
+  int sig = co_await weft::wait_signal(SIGINT, SIGTERM);
+  stop.try_set_result(sig);
+}
+
+weft::Coro<int> run_server(std::uint16_t port, long max_seconds) {
+  weft::Server server = co_await weft::start_server(handle_echo, "127.0.0.1", port);
+  std::printf("LISTEN %u\n", server.port());
+  std::fflush(stdout);
+
+  weft::Future<int> stop;  // the signal number, or 0 for the time limit
+  auto signals = weft::create_task(forward_signal(stop));
+  weft::TimerHandle limit =
+      weft::call_later(std::chrono::seconds(max_seconds), [stop] { stop.try_set_result(0); });
+  const int why = co_await stop;
+  signals.cancel();
+  limit.cancel();
+
+  // Graceful shutdown: no new connections; a second for the open ones.
+  server.close();
+  weft::TimerHandle grace = weft::call_later(1s, [s = &server] { s->close_clients(); });
+  co_await server.wait_closed();
+  grace.cancel();
+  std::fprintf(stderr, "echo server: stopped by %s after %llu connections\n",
+               why ? strsignal(why) : "the time limit",
+               static_cast<unsigned long long>(server.accepted_connections()));
+  co_return 0;
+}
+
+// --- client -----------------------------------------------------------------
+
+weft::Coro<long> client_connection(std::uint16_t port, long messages, long size, int id) {
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", port);
+  long ok = 0;
+  for (long m = 0; m < messages; ++m) {
+    std::string msg(static_cast<std::size_t>(size), '\0');
+    for (long i = 0; i < size; ++i) msg[i] = static_cast<char>('a' + (id * 7 + m + i) % 26);
+    w.write(msg);
+    co_await w.drain();
+    if (co_await r.readexactly(msg.size()) != msg) {
+      throw std::runtime_error("echo mismatch on connection " + std::to_string(id));
+    }
+    ++ok;
+  }
+  w.close();
+  co_await w.wait_closed();
+  co_return ok;
+}
+
+weft::Coro<int> run_client(std::uint16_t port, long connections, long messages, long size) {
+  std::vector<weft::Task<long>> tasks;
+  for (long c = 0; c < connections; ++c) {
+    tasks.push_back(weft::create_task(client_connection(port, messages, size, static_cast<int>(c))));
+  }
+  long total = 0;
+  int failures = 0;
+  for (auto& t : tasks) {
+    try {
+      total += co_await t;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "echo client: %s\n", e.what());
+      ++failures;
+    }
+  }
+  if (failures > 0) co_return 1;
+  std::printf("OK %ld messages\n", total);
+  co_return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s server|client [--flags]\n", argv[0]);
+    return 2;
+  }
+  const std::string mode = argv[1];
+  auto f = parse_flags(argc, argv);
+  weft::RuntimeOptions options;
+  options.workers = static_cast<std::uint32_t>(flag(f, "workers", 0));
+  try {
+    if (mode == "server") {
+      return weft::run(run_server(static_cast<std::uint16_t>(flag(f, "port", 0)),
+                                  flag(f, "max-seconds", 60)),
+                       std::move(options));
+    }
+    if (mode == "client") {
+      return weft::run(run_client(static_cast<std::uint16_t>(flag(f, "port", 0)),
+                                  flag(f, "connections", 8), flag(f, "messages", 100),
+                                  flag(f, "size", 64)),
+                       std::move(options));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "unknown mode '%s'\n", mode.c_str());
+  return 2;
+}

@@ -1,0 +1,142 @@
+#include "weft/io/detail/fd_watch.h"
+
+#include <sys/epoll.h>
+
+#include <cerrno>
+
+#include "weft/io/errors.h"
+
+namespace weft::detail {
+namespace {
+
+constexpr std::uint32_t kReadEvents = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr std::uint32_t kWriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
+
+void complete_list(IoWait* w) noexcept {
+  while (w != nullptr) {
+    IoWait* next = w->watch_next_;
+    w->watch_next_ = nullptr;
+    w->complete();
+    w->release();  // the list's reference
+    w = next;
+  }
+}
+
+}  // namespace
+
+void FdWatch::register_locked(Loop& loop) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = static_cast<IoHandler*>(this);
+  if (epoll_ctl(loop.epoll_fd(), EPOLL_CTL_ADD, fd_, &ev) != 0) throw_errno("epoll_ctl(ADD)");
+  add_ref();  // the epoll entry's reference
+  loop.add_io_watch(1);
+  owner_ = &loop;
+}
+
+bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool* closed) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    *closed = true;
+    return false;
+  }
+  if (seq_[d].load(std::memory_order_relaxed) != observed) return false;  // under mu_
+  if (owner_ == nullptr) {
+    register_locked(loop);
+  } else if (owner_->runtime_id() != loop.runtime_id()) {
+    throw RuntimeError("a socket is bound to the runtime that first waited on it");
+  }
+  w->add_ref();
+  w->watch_next_ = waiters_[d];
+  waiters_[d] = w;
+  return true;
+}
+
+void FdWatch::remove(Dir d, IoWait* w) {
+  absl::MutexLock lock(&mu_);
+  for (IoWait** p = &waiters_[d]; *p != nullptr; p = &(*p)->watch_next_) {
+    if (*p == w) {
+      *p = w->watch_next_;
+      w->watch_next_ = nullptr;
+      w->release();  // the list's; the caller holds another
+      return;
+    }
+  }
+}
+
+bool FdWatch::closed() const {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
+void FdWatch::on_io(std::uint32_t events) noexcept {
+  IoWait* ready[2] = {nullptr, nullptr};
+  {
+    absl::MutexLock lock(&mu_);
+    if (events & kReadEvents) {
+      seq_[kRead].fetch_add(1, std::memory_order_release);
+      ready[kRead] = std::exchange(waiters_[kRead], nullptr);
+    }
+    if (events & kWriteEvents) {
+      seq_[kWrite].fetch_add(1, std::memory_order_release);
+      ready[kWrite] = std::exchange(waiters_[kWrite], nullptr);
+    }
+  }
+  // Outside the lock: completing wakes tasks, which may immediately (on
+  // another worker) take mu_ again.
+  complete_list(ready[kRead]);
+  complete_list(ready[kWrite]);
+}
+
+void FdWatch::close() noexcept {
+  Loop* owner;
+  IoWait* lists[2];
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    owner = owner_;
+    lists[0] = std::exchange(waiters_[0], nullptr);
+    lists[1] = std::exchange(waiters_[1], nullptr);
+    // Wake anyone who read a sequence number before the close.
+    seq_[kRead].fetch_add(1, std::memory_order_release);
+    seq_[kWrite].fetch_add(1, std::memory_order_release);
+  }
+  if (owner != nullptr) epoll_ctl(owner->epoll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
+  for (IoWait* w : lists) {
+    while (w != nullptr) {
+      IoWait* next = w->watch_next_;
+      w->watch_next_ = nullptr;
+      w->fail(std::make_exception_ptr(OSError(EBADF, "wait", "the socket was closed")));
+      w->release();
+      w = next;
+    }
+  }
+  // The caller holds a reference, so *this survives this call.
+  if (owner != nullptr) release_registration(*owner, this);
+}
+
+bool FdWatch::Awaiter::await_suspend(std::coroutine_handle<> h) {
+  task_ = current_task_base_checked("a socket operation");
+  Loop& loop = current_io_loop("a socket operation");
+  state_ = RefPtr<IoWait>(
+      new IoWait(loop, watch_->fd(), dir_ == kRead ? "socket readable" : "socket writable"),
+      kAdoptRef);
+  bool closed = false;
+  if (!watch_->enqueue(dir_, state_.get(), observed_, loop, &closed)) {
+    if (!closed) {
+      state_.reset();  // the edge already happened: no wait, no cancellation point
+      return false;
+    }
+    state_->fail(std::make_exception_ptr(OSError(EBADF, "wait", "the socket is closed")));
+  }
+  return suspend(loop, h);
+}
+
+void FdWatch::Awaiter::await_resume() {
+  if (!state_) return;
+  watch_->remove(dir_, state_.get());
+  resume();
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,101 @@
+// FdWatch: the persistent, edge-triggered epoll registration behind a
+// Socket (see weft/io/reactor.h for why sockets use it).
+//
+// Protocol (the "readiness sequence" of Tokio's ScheduledIo, simplified):
+//  - `seq_[d]` counts the edges seen for direction d (read, write). An
+//    operation loads it BEFORE trying its system call; after EAGAIN it waits
+//    for `seq_[d] != observed`. on_io bumps the counters and takes the
+//    waiter lists under `mu_`, and a waiter checks the counter and enqueues
+//    itself under `mu_`, so an edge that arrives after the failed call is
+//    either seen by the check or wakes the waiter: no lost wake-up. A stale
+//    counter only costs one more (EAGAIN) try.
+//  - Registration is lazy: the first wait adds the fd to the epoll set of the
+//    loop running the waiting task (that loop's thread is the calling thread;
+//    ADD reports the current readiness, so nothing is missed). That loop owns
+//    the registration until close(). Any thread may wait afterwards.
+//  - on_io runs on the owner's thread; it wakes every waiter of a direction
+//    (they retry; the losers wait again).
+//  - close() (any thread; before the fd is closed): marks the watch closed,
+//    removes the epoll entry (EPOLL_CTL_DEL, thread-safe), fails the waiters
+//    with OSError(EBADF), and drops the epoll entry's reference on the owner's
+//    thread (release_registration), since the owner may hold an event batch
+//    naming this watch.
+//
+// Invariants (under mu_): `closed_` never goes back to false; waiters are
+//   pending or done IoWaits (a cancelled one stays listed until its task
+//   resumes and removes it); each listed IoWait holds one reference owned by
+//   the list; `owner_` is set once.
+// Memory order: `seq_` is incremented under mu_ (release) and read without
+//   it (acquire) as a hint only; every decision is re-checked under mu_.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/ref_ptr.h"
+#include "weft/io/detail/io_wait.h"
+#include "weft/sched/detail/io_handler.h"
+#include "weft/sched/loop.h"
+
+namespace weft::detail {
+
+class FdWatch final : public RefCounted, public IoHandler {
+ public:
+  enum Dir : int { kRead = 0, kWrite = 1 };
+
+  explicit FdWatch(int fd) : fd_(fd) {}
+
+  int fd() const noexcept { return fd_; }
+  // The edge count of `d`; load it before the system call that may fail
+  // with EAGAIN.
+  std::uint64_t seq(Dir d) const noexcept { return seq_[d].load(std::memory_order_acquire); }
+
+  class [[nodiscard]] Awaiter : public IoWaitAwaiterBase {
+   public:
+    Awaiter(FdWatch& w, Dir d, std::uint64_t observed, std::optional<TimePoint> deadline)
+        : IoWaitAwaiterBase(deadline), watch_(&w), dir_(d), observed_(observed) {}
+    bool await_ready() const noexcept { return watch_->seq(dir_) != observed_; }
+    bool await_suspend(std::coroutine_handle<> h);
+    void await_resume();
+
+   private:
+    RefPtr<FdWatch> watch_;
+    Dir dir_;
+    std::uint64_t observed_;
+  };
+
+  // Waits until an edge of `d` newer than `observed`, the deadline
+  // (TimeoutError) or close() (OSError EBADF). Returns at once, without a
+  // cancellation point, if the edge already happened.
+  Awaiter wait(Dir d, std::uint64_t observed, std::optional<TimePoint> deadline = std::nullopt) {
+    return Awaiter(*this, d, observed, deadline);
+  }
+
+  // See the file comment. Idempotent.
+  void close() noexcept;
+  bool closed() const;
+
+  void on_io(std::uint32_t events) noexcept override;
+
+ private:
+  ~FdWatch() override = default;
+  // Enqueues `w` (taking a reference) unless the edge already happened or
+  // the watch is closed; registers with `loop` first if needed. Returns
+  // false if the caller must not wait; sets *closed if it was closed.
+  bool enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool* closed);
+  void remove(Dir d, IoWait* w);
+  void register_locked(Loop& loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const int fd_;
+  std::atomic<std::uint64_t> seq_[2] = {0, 0};
+  mutable absl::Mutex mu_;
+  Loop* owner_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  IoWait* waiters_[2] ABSL_GUARDED_BY(mu_) = {nullptr, nullptr};
+};
+
+}  // namespace weft::detail

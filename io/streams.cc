@@ -1,0 +1,848 @@
+#include "weft/io/streams.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "weft/core/future.h"
+#include "weft/core/task.h"
+#include "weft/io/detail/byte_buffer.h"
+#include "weft/io/detail/io_wait.h"
+#include "weft/io/detail/stream_transport.h"
+#include "weft/sched/spawn.h"
+
+namespace weft {
+namespace detail {
+namespace {
+
+// What one receive asks the socket for, at least.
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+// Futures to complete after a lock is released (completing wakes tasks,
+// which may come straight back for the lock on another worker).
+struct Wakeups {
+  std::vector<Future<void>> ok;
+  std::vector<Future<void>> failed;
+  std::exception_ptr error;
+  void run() {
+    for (auto& f : ok) f.try_set_result();
+    for (auto& f : failed) f.try_set_exception(error);
+  }
+};
+
+}  // namespace
+
+// --- Reader -------------------------------------------------------------------
+//
+// Used by one read at a time (`busy_`); the acquire exchange that starts a
+// read pairs with the release store that ended the previous one, so the
+// buffer is handed over between tasks on different workers.
+class ReaderState {
+ public:
+  ReaderState(std::shared_ptr<StreamTransport> t, std::size_t limit)
+      : t_(std::move(t)), limit_(limit) {
+    if (limit_ == 0) throw std::invalid_argument("StreamReader: limit must be positive");
+  }
+
+  // Receives once into the buffer (EOF sets eof_). Raises a stored error.
+  Coro<void> fill() {
+    if (error_) std::rethrow_exception(error_);
+    std::span<char> tail = buf_.prepare(kReadChunk);
+    std::size_t n;
+    try {
+      n = co_await t_->recv_into(tail);
+    } catch (const OSError&) {
+      error_ = std::current_exception();
+      throw;
+    }
+    // No suspension between the receive and here: a cancellation cannot
+    // lose these bytes (the contract in streams.h).
+    if (n == 0) {
+      eof_ = true;
+    } else {
+      buf_.commit(n);
+    }
+  }
+
+  class Guard {
+   public:
+    explicit Guard(ReaderState& s) : s_(s) {
+      if (s_.busy_.exchange(true, std::memory_order_acquire)) {
+        throw RuntimeError("StreamReader: a read is already in progress in another task");
+      }
+    }
+    ~Guard() { s_.busy_.store(false, std::memory_order_release); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    ReaderState& s_;
+  };
+
+  std::shared_ptr<StreamTransport> t_;
+  const std::size_t limit_;
+  ByteBuffer buf_;
+  bool eof_ = false;
+  std::exception_ptr error_;
+  std::atomic<bool> busy_{false};
+};
+
+// --- Writer -------------------------------------------------------------------
+class WriterState : public std::enable_shared_from_this<WriterState> {
+ public:
+  WriterState(std::shared_ptr<StreamTransport> t, std::size_t high, std::size_t low)
+      : t_(std::move(t)) {
+    set_limits(high, low);
+  }
+
+  void set_limits(std::size_t high, std::size_t low) {
+    if (low > high) {
+      throw std::invalid_argument(
+          absl::StrFormat("write buffer limits: low (%d) > high (%d)", low, high));
+    }
+    absl::MutexLock lock(&mu_);
+    high_ = high;
+    low_ = low;
+  }
+
+  void write(std::string_view data) {
+    if (current_loop() == nullptr) {
+      throw RuntimeError("StreamWriter::write must be called inside a weft runtime");
+    }
+    absl::MutexLock lock(&mu_);
+    if (closing_) throw RuntimeError("StreamWriter::write after close()");
+    if (eof_) throw RuntimeError("StreamWriter::write after write_eof()");
+    if (error_) std::rethrow_exception(error_);
+    if (data.empty()) return;
+    if (!flushing_ && buf_.empty()) {
+      // Nothing queued: send at once, in the caller's step.
+      try {
+        FdWatch::Dir unused;
+        if (std::optional<std::size_t> n = t_->try_send(data, &unused)) {
+          data.remove_prefix(*n);
+          if (data.empty()) return;
+        }
+      } catch (const OSError&) {
+        Wakeups w;  // nothing is queued, so nobody waits in drain()
+        fail_locked(std::current_exception(), w);
+        throw;
+      }
+    }
+    buf_.append(data);
+    if (buf_.size() > high_) paused_ = true;
+    if (!flushing_) {
+      create_task(flush_loop(FlushLease(shared_from_this())));
+      flushing_ = true;
+    }
+  }
+
+  Coro<void> drain() {
+    std::optional<Future<void>> f;
+    {
+      absl::MutexLock lock(&mu_);
+      if (error_) std::rethrow_exception(error_);
+      if (paused_) {
+        f.emplace();
+        drain_waiters_.push_back(*f);
+      }
+    }
+    if (!f) {
+      co_await BudgetAwaiter();
+      co_return;
+    }
+    co_await *f;
+  }
+
+  void write_eof() {
+    Wakeups w;
+    {
+      absl::MutexLock lock(&mu_);
+      if (eof_ || closing_) return;
+      eof_ = true;
+      if (!flushing_) finish_locked(w);
+    }
+    w.run();
+  }
+
+  void close() {
+    Wakeups w;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return;
+      closing_ = true;
+      if (!flushing_) finish_locked(w);
+    }
+    w.run();
+  }
+
+  void abort() {
+    Wakeups w;
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+      buf_.clear();
+      if (!error_) {
+        fail_locked(std::make_exception_ptr(
+                        ConnectionAbortedError(ECONNABORTED, "StreamWriter", "aborted")),
+                    w);
+      }
+      const int fd = t_->socket().fd();
+      linger l{1, 0};  // the final close resets the connection
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      ::shutdown(fd, SHUT_RDWR);
+      mark_closed_locked(w);
+    }
+    w.run();
+  }
+
+  bool is_closing() const {
+    absl::MutexLock lock(&mu_);
+    return closing_;
+  }
+
+  Coro<void> wait_closed() {
+    std::optional<Future<void>> f;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!closed_) {
+        f.emplace();
+        close_waiters_.push_back(*f);
+      }
+    }
+    if (f) co_await *f;
+  }
+
+  std::size_t buffered() const {
+    absl::MutexLock lock(&mu_);
+    return buf_.size();
+  }
+
+  std::shared_ptr<StreamTransport> t_;
+
+ private:
+  enum class Step { kMore, kWait, kDone };
+
+  // The flusher: one per writer at a time (flushing_), started by write()
+  // when data stays queued, ending when the queue is empty or failed.
+  // Held by the flusher's frame. If the frame goes without the body having
+  // finished (the task was cancelled before it first ran, or abandoned at
+  // runtime teardown), it releases the writer's flushing_ claim and fails
+  // the queue, so that drain() and wait_closed() callers are not left
+  // waiting on a flush that will never happen.
+  struct FlushLease {
+    std::shared_ptr<WriterState> w;
+    bool finished = false;
+    explicit FlushLease(std::shared_ptr<WriterState> ws) : w(std::move(ws)) {}
+    FlushLease(FlushLease&& o) noexcept : w(std::move(o.w)), finished(o.finished) {}
+    ~FlushLease() {
+      if (!w || finished) return;
+      Wakeups wk;
+      {
+        absl::MutexLock lock(&w->mu_);
+        w->flushing_ = false;
+        if (!w->error_) {
+          w->fail_locked(std::make_exception_ptr(ConnectionAbortedError(
+                             ECONNABORTED, "StreamWriter", "the flush was cancelled")),
+                         wk);
+        }
+      }
+      wk.run();
+    }
+  };
+
+  static Coro<void> flush_loop(FlushLease lease) {
+    WriterState* self = lease.w.get();
+    FdWatch& watch = self->t_->socket().watch();
+    std::exception_ptr err;
+    try {
+      for (;;) {
+        const std::uint64_t seq[2] = {watch.seq(FdWatch::kRead), watch.seq(FdWatch::kWrite)};
+        FdWatch::Dir dir = FdWatch::kWrite;
+        const Step step = self->flush_some(&dir);
+        if (step == Step::kDone) {
+          lease.finished = true;
+          co_return;
+        }
+        if (step == Step::kWait) {
+          co_await watch.wait(dir, seq[dir]);
+        } else {
+          co_await BudgetAwaiter();
+        }
+      }
+    } catch (const CancelledError&) {
+      err = std::make_exception_ptr(ConnectionAbortedError(
+          ECONNABORTED, "StreamWriter", "the flush was cancelled (runtime shutdown?)"));
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lease.finished = true;
+    Wakeups w;
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->flushing_ = false;
+      if (!self->error_) self->fail_locked(err, w);
+    }
+    w.run();
+  }
+
+  Step flush_some(FdWatch::Dir* wait_for) {
+    Wakeups w;
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      if (error_ || buf_.empty()) {
+        flushing_ = false;
+        if (!error_) finish_locked(w);
+        step = Step::kDone;
+      } else {
+        try {
+          if (std::optional<std::size_t> n = t_->try_send(buf_.view(), wait_for)) {
+            buf_.consume(*n);
+            if (paused_ && buf_.size() <= low_) {
+              paused_ = false;
+              w.ok.swap(drain_waiters_);
+            }
+            step = Step::kMore;
+          } else {
+            step = Step::kWait;
+          }
+        } catch (const OSError&) {
+          fail_locked(std::current_exception(), w);
+          flushing_ = false;
+          step = Step::kDone;
+        }
+      }
+    }
+    w.run();
+    return step;
+  }
+
+  // The queue is empty and no flush runs: wake drainers, then do the
+  // shutdowns that close()/write_eof() asked for.
+  void finish_locked(Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    paused_ = false;
+    for (auto& f : drain_waiters_) w.ok.push_back(std::move(f));
+    drain_waiters_.clear();
+    if (eof_ && !shut_wr_ && !closing_) {
+      t_->shutdown_write();  // ENOTCONN etc. change nothing for the caller
+      shut_wr_ = true;
+    }
+    if (closing_ && !closed_) {
+      t_->shutdown_both();
+      mark_closed_locked(w);
+    }
+  }
+
+  void mark_closed_locked(Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closed_) return;
+    closed_ = true;
+    for (auto& f : close_waiters_) w.ok.push_back(std::move(f));
+    close_waiters_.clear();
+  }
+
+  void fail_locked(std::exception_ptr e, Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    error_ = std::move(e);
+    buf_.clear();
+    paused_ = false;
+    w.error = error_;
+    for (auto& f : drain_waiters_) w.failed.push_back(std::move(f));
+    drain_waiters_.clear();
+    if (closing_) mark_closed_locked(w);
+  }
+
+  mutable absl::Mutex mu_;
+  ByteBuffer buf_ ABSL_GUARDED_BY(mu_);
+  std::size_t high_ ABSL_GUARDED_BY(mu_) = 0;
+  std::size_t low_ ABSL_GUARDED_BY(mu_) = 0;
+  // Went above high_ and has not come down to low_ yet: drain() waits.
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  // A flusher task is running (or about to).
+  bool flushing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;  // close() or abort() called
+  bool eof_ ABSL_GUARDED_BY(mu_) = false;      // write_eof() called
+  bool shut_wr_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;   // the closing finished
+  std::exception_ptr error_ ABSL_GUARDED_BY(mu_);
+  std::vector<Future<void>> drain_waiters_ ABSL_GUARDED_BY(mu_);
+  std::vector<Future<void>> close_waiters_ ABSL_GUARDED_BY(mu_);
+};
+
+struct StreamAccess {
+  static StreamReader reader(std::shared_ptr<ReaderState> s) { return StreamReader(std::move(s)); }
+  static StreamWriter writer(std::shared_ptr<WriterState> s) { return StreamWriter(std::move(s)); }
+  static Server server(std::shared_ptr<ServerState> s) { return Server(std::move(s)); }
+};
+
+}  // namespace detail
+
+// --- StreamReader ---------------------------------------------------------------
+
+Coro<std::string> StreamReader::read(std::ptrdiff_t n) {
+  std::shared_ptr<detail::ReaderState> keep = s_;
+  detail::ReaderState& s = *keep;
+  detail::ReaderState::Guard guard(s);
+  if (n == 0) co_return std::string();
+  if (n < 0) {
+    while (!s.eof_) co_await s.fill();
+    co_return s.buf_.take(s.buf_.size());
+  }
+  if (s.buf_.empty() && !s.eof_) co_await s.fill();
+  co_return s.buf_.take(static_cast<std::size_t>(n));
+}
+
+Coro<std::string> StreamReader::readexactly(std::size_t n) {
+  std::shared_ptr<detail::ReaderState> keep = s_;
+  detail::ReaderState& s = *keep;
+  detail::ReaderState::Guard guard(s);
+  while (s.buf_.size() < n) {
+    if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), n);
+    co_await s.fill();
+  }
+  co_return s.buf_.take(n);
+}
+
+Coro<std::string> StreamReader::readuntil(std::string separator) {
+  if (separator.empty()) throw std::invalid_argument("readuntil: empty separator");
+  std::shared_ptr<detail::ReaderState> keep = s_;
+  detail::ReaderState& s = *keep;
+  detail::ReaderState::Guard guard(s);
+  const std::size_t seplen = separator.size();
+  std::size_t offset = 0;  // where the next search starts
+  for (;;) {
+    std::string_view v = s.buf_.view();
+    if (v.size() >= seplen) {
+      std::size_t pos = v.find(separator, offset);
+      if (pos != std::string_view::npos) {
+        if (pos > s.limit_) {
+          throw LimitOverrunError("separator is found, but chunk is longer than limit", pos);
+        }
+        co_return s.buf_.take(pos + seplen);
+      }
+      offset = v.size() + 1 - seplen;
+      if (offset > s.limit_) {
+        throw LimitOverrunError("separator is not found, and chunk exceed the limit", offset);
+      }
+    }
+    if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
+    co_await s.fill();
+  }
+}
+
+Coro<std::string> StreamReader::readline() {
+  std::string line;
+  std::exception_ptr overrun;
+  try {
+    line = co_await readuntil("\n");
+  } catch (const IncompleteReadError& e) {
+    line = e.partial();
+  } catch (const LimitOverrunError& e) {
+    // Discard the over-long line: through its "\n" if it was seen, else
+    // everything buffered (asyncio's readline).
+    detail::ReaderState& s = *s_;
+    std::string_view v = s.buf_.view();
+    if (v.size() > e.consumed() && v[e.consumed()] == '\n') {
+      s.buf_.consume(e.consumed() + 1);
+    } else {
+      s.buf_.clear();
+    }
+    overrun = std::current_exception();
+  }
+  if (overrun) std::rethrow_exception(overrun);
+  co_return line;
+}
+
+bool StreamReader::at_eof() const { return s_->eof_ && s_->buf_.empty(); }
+std::size_t StreamReader::buffered() const { return s_->buf_.size(); }
+std::size_t StreamReader::limit() const { return s_->limit_; }
+
+// --- StreamWriter ---------------------------------------------------------------
+
+void StreamWriter::write(std::string_view data) { s_->write(data); }
+void StreamWriter::writelines(const std::vector<std::string>& lines) {
+  for (const auto& l : lines) s_->write(l);
+}
+Coro<void> StreamWriter::drain() {
+  std::shared_ptr<detail::WriterState> keep = s_;
+  co_await keep->drain();
+}
+void StreamWriter::write_eof() { s_->write_eof(); }
+void StreamWriter::close() { s_->close(); }
+void StreamWriter::abort() { s_->abort(); }
+bool StreamWriter::is_closing() const { return s_->is_closing(); }
+Coro<void> StreamWriter::wait_closed() {
+  std::shared_ptr<detail::WriterState> keep = s_;
+  co_await keep->wait_closed();
+}
+std::size_t StreamWriter::buffered() const { return s_->buffered(); }
+void StreamWriter::set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low) {
+  s_->set_limits(high, low.value_or(high / 4));
+}
+SocketAddress StreamWriter::peer_address() const { return s_->t_->socket().peer_address(); }
+SocketAddress StreamWriter::local_address() const { return s_->t_->socket().local_address(); }
+const Socket& StreamWriter::socket() const { return s_->t_->socket(); }
+
+// --- Opening streams ------------------------------------------------------------
+
+namespace detail {
+std::pair<StreamReader, StreamWriter> make_stream(std::shared_ptr<StreamTransport> t,
+                                                  const StreamOptions& options) {
+  auto r = std::make_shared<ReaderState>(t, options.limit);
+  auto w = std::make_shared<WriterState>(
+      t, options.write_high_water,
+      options.write_low_water.value_or(options.write_high_water / 4));
+  return {StreamAccess::reader(std::move(r)), StreamAccess::writer(std::move(w))};
+}
+}  // namespace detail
+
+std::pair<StreamReader, StreamWriter> open_stream(Socket socket, StreamOptions options) {
+  if (!socket.valid()) throw std::invalid_argument("open_stream: invalid socket");
+  return detail::make_stream(std::make_shared<detail::StreamTransport>(std::move(socket)),
+                             options);
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
+                                                            StreamOptions options) {
+  ConnectOptions c;
+  c.timeout = options.connect_timeout;
+  Socket s = co_await create_connection(std::move(host), port, c);
+  co_return open_stream(std::move(s), options);
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+                                                                 StreamOptions options) {
+  Socket s = co_await create_unix_connection(std::move(path), options.connect_timeout);
+  co_return open_stream(std::move(s), options);
+}
+
+// --- Server -----------------------------------------------------------------------
+
+namespace detail {
+
+// Shared by the Server handle, the accept tasks (one per listener) and the
+// connection tasks. `mu_` guards the bookkeeping; each listener is used only
+// by its accept task once started (which closes it when it stops).
+class ServerState : public std::enable_shared_from_this<ServerState> {
+ public:
+  ServerState(ConnectionHandler handler, std::vector<Socket> listeners, ServerOptions options)
+      : handler_(std::move(handler)), options_(std::move(options)), listeners_(std::move(listeners)) {
+    for (const Socket& l : listeners_) addresses_.push_back(l.local_address());
+  }
+
+  void start() {
+    absl::MutexLock lock(&mu_);
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      accept_tasks_.push_back(create_task(accept_loop(AcceptLease(shared_from_this(), i))));
+      ++accept_loops_running_;
+    }
+  }
+
+  void close() {
+    std::vector<Task<void>> tasks;
+    Wakeups w;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return;
+      closing_ = true;
+      tasks = accept_tasks_;
+      w.ok.swap(forever_waiters_);
+      maybe_closed_locked(w);
+    }
+    for (auto& t : tasks) t.cancel("server closed");
+    w.run();
+  }
+
+  void close_clients() {
+    std::vector<Task<void>> tasks;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, t] : connections_) tasks.push_back(t);
+    }
+    for (auto& t : tasks) t.cancel("server closing its clients");
+  }
+
+  bool is_serving() const {
+    absl::MutexLock lock(&mu_);
+    return !closing_;
+  }
+
+  Coro<void> wait_closed() {
+    std::optional<Future<void>> f;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!fully_closed_locked()) {
+        f.emplace();
+        closed_waiters_.push_back(*f);
+      }
+    }
+    if (f) co_await *f;
+  }
+
+  Coro<void> serve_forever() {
+    std::optional<Future<void>> f;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!closing_) {
+        f.emplace();
+        forever_waiters_.push_back(*f);
+      }
+    }
+    if (!f) co_return;
+    try {
+      co_await *f;
+    } catch (const CancelledError&) {
+      close();
+      throw;
+    }
+  }
+
+  std::size_t active() const {
+    absl::MutexLock lock(&mu_);
+    return connections_.size();
+  }
+  std::uint64_t accepted() const {
+    absl::MutexLock lock(&mu_);
+    return accepted_;
+  }
+
+  const std::vector<SocketAddress>& addresses() const { return addresses_; }
+
+ private:
+  static bool transient_accept_error(int err) {
+    switch (err) {
+      case ECONNABORTED:
+      case EPROTO:
+      case EPERM:
+      case ENETDOWN:
+      case ENOPROTOOPT:
+      case EHOSTDOWN:
+      case ENONET:
+      case EHOSTUNREACH:
+      case EOPNOTSUPP:
+      case ENETUNREACH:
+      case EINTR:
+        return true;
+      default:
+        return false;
+    }
+  }
+  static bool resource_accept_error(int err) {
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+  }
+
+  // Closes its listener and reports to the state when the accept task's
+  // frame goes: a coroutine parameter, so that this happens even if the task
+  // is cancelled before it ever runs (its body, and any local, never starts).
+  struct AcceptLease {
+    std::shared_ptr<ServerState> s;
+    std::size_t i;
+    AcceptLease(std::shared_ptr<ServerState> st, std::size_t index) : s(std::move(st)), i(index) {}
+    AcceptLease(AcceptLease&&) noexcept = default;
+    ~AcceptLease() {
+      if (s) s->accept_loop_done(i);
+    }
+  };
+
+  static Coro<void> accept_loop(AcceptLease lease) {
+    ServerState* self = lease.s.get();
+    const std::size_t i = lease.i;
+    Socket& listener = self->listeners_[i];
+    for (;;) {
+      int resource_error = 0;
+      try {
+        auto [sock, peer] = co_await listener.accept();
+        self->spawn_connection(std::move(sock), peer);
+        continue;
+      } catch (const OSError& e) {
+        if (resource_accept_error(e.code())) {
+          resource_error = e.code();
+          report_error(absl::StrFormat(
+              "server on %s: %s; pausing accepts for %d ms", self->addresses_[i].to_string(),
+              e.what(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  self->options_.accept_retry_delay)
+                  .count()));
+        } else if (!transient_accept_error(e.code())) {
+          if (self->is_serving()) {
+            report_error(absl::StrFormat("server on %s stops accepting: %s",
+                                         self->addresses_[i].to_string(), e.what()));
+          }
+          co_return;
+        }
+      }
+      if (resource_error != 0) co_await sleep(self->options_.accept_retry_delay);
+    }
+  }
+
+  // Reports the connection's end when its task's frame goes (see
+  // AcceptLease).
+  struct ConnectionLease {
+    std::shared_ptr<ServerState> s;
+    std::uint64_t id;
+    ConnectionLease(std::shared_ptr<ServerState> st, std::uint64_t n) : s(std::move(st)), id(n) {}
+    ConnectionLease(ConnectionLease&&) noexcept = default;
+    ~ConnectionLease() {
+      if (s) s->connection_done(id);
+    }
+  };
+
+  static Coro<void> run_connection(ConnectionLease lease, Socket sock, SocketAddress peer) {
+    ServerState* self = lease.s.get();
+    std::pair<StreamReader, StreamWriter> streams;
+    if (self->options_.open_streams) {
+      try {
+        streams = co_await self->options_.open_streams(std::move(sock), self->options_.stream);
+      } catch (const OSError&) {
+        co_return;  // e.g. a failed handshake or a client that left: its problem
+      } catch (const TlsError&) {
+        co_return;
+      }
+    } else {
+      streams = open_stream(std::move(sock), self->options_.stream);
+    }
+    try {
+      co_await self->handler_(streams.first, streams.second);
+    } catch (const CancelledError&) {
+      throw;
+    } catch (...) {
+      report_error(absl::StrFormat("unhandled exception in the connection handler for %s: %s",
+                                   peer.to_string(),
+                                   describe_exception(std::current_exception())));
+    }
+  }
+
+  void spawn_connection(Socket sock, const SocketAddress& peer) {
+    if (options_.nodelay && peer.is_ip()) {
+      try {
+        sock.set_nodelay(true);
+      } catch (const OSError&) {
+        // The peer may already be gone; the handler will find out.
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;  // `sock` closes
+    const std::uint64_t id = next_id_++;
+    ++accepted_;
+    // Under mu_, so that the task's exit (which takes mu_) cannot run before
+    // it is recorded.
+    connections_.emplace(
+        id, create_task(run_connection(ConnectionLease(shared_from_this(), id), std::move(sock), peer)));
+  }
+
+  void connection_done(std::uint64_t id) {
+    Wakeups w;
+    Task<void> t;  // released outside the lock
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = connections_.find(id);
+      if (it != connections_.end()) {
+        t = std::move(it->second);
+        connections_.erase(it);
+      }
+      maybe_closed_locked(w);
+    }
+    w.run();
+  }
+
+  void accept_loop_done(std::size_t i) {
+    listeners_[i].close();
+    Wakeups w;
+    {
+      absl::MutexLock lock(&mu_);
+      --accept_loops_running_;
+      if (!closing_ && accept_loops_running_ == 0) {
+        // Every listener failed: the server no longer serves.
+        closing_ = true;
+        w.ok.swap(forever_waiters_);
+      }
+      maybe_closed_locked(w);
+    }
+    w.run();
+  }
+
+  bool fully_closed_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closing_ && accept_loops_running_ == 0 && connections_.empty();
+  }
+  void maybe_closed_locked(Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!fully_closed_locked()) return;
+    for (auto& f : closed_waiters_) w.ok.push_back(std::move(f));
+    closed_waiters_.clear();
+  }
+
+  const ConnectionHandler handler_;
+  const ServerOptions options_;
+  std::vector<Socket> listeners_;
+  std::vector<SocketAddress> addresses_;
+
+  mutable absl::Mutex mu_;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::size_t accept_loops_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Task<void>> accept_tasks_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::uint64_t, Task<void>> connections_ ABSL_GUARDED_BY(mu_);
+  std::uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Future<void>> closed_waiters_ ABSL_GUARDED_BY(mu_);
+  std::vector<Future<void>> forever_waiters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace detail
+
+Server& Server::operator=(Server&& o) noexcept {
+  if (this != &o) {
+    if (s_) s_->close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+
+Server::~Server() {
+  if (s_) s_->close();
+}
+
+void Server::close() { s_->close(); }
+void Server::close_clients() { s_->close_clients(); }
+bool Server::is_serving() const { return s_->is_serving(); }
+Coro<void> Server::wait_closed() {
+  std::shared_ptr<detail::ServerState> keep = s_;
+  co_await keep->wait_closed();
+}
+Coro<void> Server::serve_forever() {
+  std::shared_ptr<detail::ServerState> keep = s_;
+  co_await keep->serve_forever();
+}
+std::vector<SocketAddress> Server::addresses() const { return s_->addresses(); }
+std::uint16_t Server::port() const {
+  return s_->addresses().empty() ? 0 : s_->addresses().front().port();
+}
+std::size_t Server::active_connections() const { return s_->active(); }
+std::uint64_t Server::accepted_connections() const { return s_->accepted(); }
+
+Server serve(ConnectionHandler handler, std::vector<Socket> listeners, ServerOptions options) {
+  if (!handler) throw std::invalid_argument("serve: empty handler");
+  if (listeners.empty()) throw std::invalid_argument("serve: no listening socket");
+  auto st = std::make_shared<detail::ServerState>(std::move(handler), std::move(listeners),
+                                                  std::move(options));
+  st->start();
+  return detail::StreamAccess::server(std::move(st));
+}
+
+Coro<Server> start_server(ConnectionHandler handler, std::string host, std::uint16_t port,
+                          ServerOptions options) {
+  std::vector<Socket> ls;
+  ls.push_back(co_await create_server(std::move(host), port, options.listen));
+  co_return serve(std::move(handler), std::move(ls), std::move(options));
+}
+
+Coro<Server> start_unix_server(ConnectionHandler handler, std::string path,
+                               ServerOptions options) {
+  std::vector<Socket> ls;
+  ls.push_back(create_unix_server(path, options.listen));
+  co_return serve(std::move(handler), std::move(ls), std::move(options));
+}
+
+}  // namespace weft

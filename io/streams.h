@@ -1,0 +1,252 @@
+// Streams (asyncio's high-level networking API): open_connection and
+// start_server give a StreamReader / StreamWriter pair per connection.
+//
+//   auto [reader, writer] = co_await weft::open_connection("127.0.0.1", port);
+//   writer.write("GET / HTTP/1.1\r\n\r\n");
+//   co_await writer.drain();
+//   std::string line = co_await reader.readline();
+//   writer.close();
+//   co_await writer.wait_closed();
+//
+// Design. A reader and its writer share a detail::StreamTransport (the
+// Socket). The reader pulls: when its buffer cannot answer a call it
+// receives from the socket in the calling task (no background task, no
+// extra copy, no wake-up hand-off). The writer pushes: write() sends at once
+// when nothing is queued; what the socket does not take is queued and a
+// flusher task (started on demand, one at most per writer) sends it as the
+// socket drains, so data goes out whether or not anybody calls drain().
+// The descriptor is closed when the last handle (reader, writer, or a
+// pending flush) is gone; close() shuts the connection down before that.
+//
+// Bounded memory. The reader buffers at most `limit` bytes (default 64 KiB)
+// beyond what a call asked for: readuntil/readline raise LimitOverrunError
+// instead of growing past it (read(-1) and readexactly(n) buffer what they
+// were asked for). The writer's queue is bounded by its users: drain()
+// waits while more than the high-water mark (default 64 KiB) is queued,
+// until the flusher brings it down to the low-water mark (default 16 KiB),
+// so a producer that drains after writing never outruns a slow reader by
+// more than the high-water mark plus one write.
+//
+// Cancel-safety contract:
+//   read / readline / readuntil / readexactly: a cancelled call consumes
+//     nothing: every byte received so far stays buffered for the next call
+//     (the reader is cancellable only while it waits for the socket, after
+//     it moved what it received into its buffer).
+//   write: synchronous, never cancelled; what it accepted will be sent
+//     (unless the connection fails or is aborted).
+//   drain: a cancelled drain only stops waiting; the queued data is still
+//     sent.
+//   wait_closed: a cancelled wait_closed does not stop the closing.
+//   open_connection: a cancelled or timed-out connect closes its socket.
+//   Server handlers: cancelled by Server::close_clients and at runtime
+//     shutdown like any task.
+//
+// Thread safety: handles are cheap to copy and copies share one stream. A
+// reader serves one read at a time (a second concurrent read raises
+// RuntimeError, as in asyncio); the writer's calls may come from any task
+// or thread. The reader's and the writer's sides may be used concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "weft/core/coro.h"
+#include "weft/io/address.h"
+#include "weft/io/errors.h"
+#include "weft/io/socket.h"
+#include "weft/sched/clock.h"
+
+namespace weft {
+namespace detail {
+class StreamTransport;
+class ReaderState;
+class WriterState;
+class ServerState;
+struct StreamAccess;
+}  // namespace detail
+
+inline constexpr std::size_t kDefaultStreamLimit = 64 * 1024;
+
+class StreamReader {
+ public:
+  // A handle on no stream (valid() is false).
+  StreamReader() = default;
+
+  bool valid() const noexcept { return static_cast<bool>(s_); }
+
+  // asyncio's read(n): n > 0 returns up to n bytes, waiting for some if none
+  // is buffered ("" at EOF); n == 0 returns ""; n < 0 reads until EOF.
+  [[nodiscard]] Coro<std::string> read(std::ptrdiff_t n = -1);
+  // Reads a line ending in "\n" (included). At EOF returns the partial last
+  // line ("" when nothing is left). LimitOverrunError if no "\n" within the
+  // limit; the line's bytes (up to and including a "\n" found past the
+  // limit, or everything buffered) are then discarded.
+  [[nodiscard]] Coro<std::string> readline();
+  // Reads up to and including `separator`. At EOF without it:
+  // IncompleteReadError (partial() holds what was left, consumed).
+  // LimitOverrunError if it is not found within the limit; the data stays
+  // buffered.
+  [[nodiscard]] Coro<std::string> readuntil(std::string separator = "\n");
+  // Reads exactly n bytes; IncompleteReadError at EOF (partial consumed).
+  [[nodiscard]] Coro<std::string> readexactly(std::size_t n);
+
+  // True if the peer closed and everything was read.
+  bool at_eof() const;
+  // Bytes buffered and not yet returned.
+  std::size_t buffered() const;
+  std::size_t limit() const;
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit StreamReader(std::shared_ptr<detail::ReaderState> s) : s_(std::move(s)) {}
+  std::shared_ptr<detail::ReaderState> s_;
+};
+
+class StreamWriter {
+ public:
+  StreamWriter() = default;
+
+  bool valid() const noexcept { return static_cast<bool>(s_); }
+
+  // Queues `data` (sending at once what the socket takes). Never waits.
+  // RuntimeError after close()/write_eof(); the connection's error (e.g.
+  // BrokenPipeError) if it already failed.
+  void write(std::string_view data);
+  void writelines(const std::vector<std::string>& lines);
+  // Waits until the queue is at or below the low-water mark if it went
+  // above the high-water mark; raises the connection's error if it failed.
+  // A cancellation point (it yields when the step's budget is spent).
+  [[nodiscard]] Coro<void> drain();
+  // Half-close: shuts the sending direction down once the queue is sent.
+  void write_eof();
+  bool can_write_eof() const noexcept { return true; }
+  // Sends what is queued, then shuts the connection down (both ways).
+  // Idempotent.
+  void close();
+  // Discards the queue and resets the connection at once.
+  void abort();
+  bool is_closing() const;
+  // Waits until close() finished (the queue was sent or failed).
+  [[nodiscard]] Coro<void> wait_closed();
+
+  // Bytes queued and not yet sent (asyncio's get_write_buffer_size).
+  std::size_t buffered() const;
+  // asyncio's set_write_buffer_limits; low defaults to high / 4.
+  // std::invalid_argument if low > high.
+  void set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low = {});
+
+  // The connection's addresses and socket (get_extra_info).
+  SocketAddress peer_address() const;
+  SocketAddress local_address() const;
+  const Socket& socket() const;
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit StreamWriter(std::shared_ptr<detail::WriterState> s) : s_(std::move(s)) {}
+  std::shared_ptr<detail::WriterState> s_;
+};
+
+struct StreamOptions {
+  // The reader's limit (see the file comment).
+  std::size_t limit = kDefaultStreamLimit;
+  // The writer's high-water mark; the low-water mark defaults to high / 4.
+  std::size_t write_high_water = 64 * 1024;
+  std::optional<std::size_t> write_low_water;
+  // For open_connection: per-attempt connect timeout (TimeoutError).
+  std::optional<Duration> connect_timeout;
+};
+
+// Wraps a connected stream socket.
+std::pair<StreamReader, StreamWriter> open_stream(Socket socket, StreamOptions options = {});
+// Connects over TCP (TCP_NODELAY on) and wraps the socket.
+[[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> open_connection(
+    std::string host, std::uint16_t port, StreamOptions options = {});
+[[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(
+    std::string path, StreamOptions options = {});
+
+// --- Servers ----------------------------------------------------------------
+
+// Called as a new task for each connection. It runs on any worker; an
+// exception other than CancelledError is reported through the runtime's
+// error handler. Must be callable concurrently from several threads.
+using ConnectionHandler = std::function<Coro<void>(StreamReader, StreamWriter)>;
+
+// Makes the streams of an accepted connection (see ServerOptions).
+using StreamOpener =
+    std::function<Coro<std::pair<StreamReader, StreamWriter>>(Socket, const StreamOptions&)>;
+
+struct ServerOptions {
+  ListenOptions listen;
+  StreamOptions stream;
+  // Makes each connection's streams; default open_stream. A TLS server sets
+  // weft::tls_server_opener(context) (weft/io/tls.h). It runs in the
+  // connection's task, before the handler; if it fails with an OSError or
+  // TlsError (the client's problem, e.g. a failed handshake) the connection
+  // is dropped quietly, anything else is reported like a handler's error.
+  StreamOpener open_streams;
+  // After EMFILE / ENFILE / ENOBUFS / ENOMEM from accept, the server
+  // reports the error, pauses accepting for this long, and tries again
+  // (the pending connections wait in the backlog).
+  Duration accept_retry_delay = std::chrono::milliseconds(100);
+  // TCP_NODELAY on accepted TCP connections.
+  bool nodelay = true;
+};
+
+// A listening server (asyncio.Server). Move-only; destroying it closes it
+// (like `async with server:`), without waiting.
+//
+// Thread safety: every method may be called from any task; the ones that
+// are not awaitables from any thread too.
+class Server {
+ public:
+  Server() = default;
+  Server(Server&&) noexcept = default;
+  Server& operator=(Server&& o) noexcept;
+  ~Server();
+
+  // Stops accepting: the listening sockets close (the accept tasks close
+  // them as they stop, before wait_closed returns). Connections in progress
+  // go on. Idempotent.
+  void close();
+  // Cancels every running connection handler (asyncio 3.13 close_clients /
+  // abort_clients, by cancellation).
+  void close_clients();
+  bool is_serving() const;
+  // Waits until close() was called, the listeners are closed and every
+  // connection handler has finished.
+  [[nodiscard]] Coro<void> wait_closed();
+  // Waits until the server is closed. Cancelling it closes the server.
+  [[nodiscard]] Coro<void> serve_forever();
+
+  // The listening addresses (asyncio's Server.sockets), and the first
+  // one's port.
+  std::vector<SocketAddress> addresses() const;
+  std::uint16_t port() const;
+  // Connection handlers running now.
+  std::size_t active_connections() const;
+  // Connections accepted so far.
+  std::uint64_t accepted_connections() const;
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit Server(std::shared_ptr<detail::ServerState> s) : s_(std::move(s)) {}
+  std::shared_ptr<detail::ServerState> s_;
+};
+
+// Serves connections accepted on already listening sockets.
+Server serve(ConnectionHandler handler, std::vector<Socket> listeners, ServerOptions options = {});
+// Listens on (host, port) (port 0: a free port, see Server::port) and serves.
+[[nodiscard]] Coro<Server> start_server(ConnectionHandler handler, std::string host,
+                                        std::uint16_t port, ServerOptions options = {});
+// Listens on a Unix-domain path and serves.
+[[nodiscard]] Coro<Server> start_unix_server(ConnectionHandler handler, std::string path,
+                                             ServerOptions options = {});
+
+}  // namespace weft

@@ -1,0 +1,87 @@
+// TLS over streams, with OpenSSL (asyncio's ssl= arguments).
+//
+//   weft::TlsContext ctx = weft::TlsContext::client();      // verifies by default
+//   auto [r, w] = co_await weft::open_tls_connection("example.org", 443, ctx);
+//
+//   weft::ServerOptions o;
+//   o.open_streams = weft::tls_server_opener(
+//       weft::TlsContext::server("cert.pem", "key.pem"));
+//   weft::Server s = co_await weft::start_server(handler, "127.0.0.1", 8443, o);
+//
+// Verification is on by default for clients: the server's chain must lead
+// to a trusted CA (the system store, or load_verify_locations) and its
+// certificate must match the host name (or IP address) connected to.
+// Failures raise CertificateVerifyError; other TLS failures TlsError
+// (weft/io/errors.h); socket failures OSError as usual. TLS 1.2 or later.
+//
+// Design: a TLS transport (detail::StreamTransport) drives a non-blocking
+// SSL object on the socket. SSL_read / SSL_write / SSL_do_handshake run
+// under a per-connection mutex (OpenSSL does not allow concurrent calls on
+// one SSL object, and the reader and the writer may run on two workers);
+// WANT_READ / WANT_WRITE wait on the socket's registration outside the lock.
+// The cancel-safety contract of weft/io/streams.h holds unchanged (a read
+// is cancellable only while SSL_read wants more input, which consumed no
+// application data). A failed or cancelled handshake closes the socket.
+// Peers that close without close_notify are treated as a clean end of
+// stream (like Python's suppress_ragged_eofs). SIGPIPE is ignored (see
+// weft/io/socket.h) since OpenSSL writes to the socket with write(2).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weft/core/coro.h"
+#include "weft/io/socket.h"
+#include "weft/io/streams.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace weft {
+
+// An OpenSSL SSL_CTX (shared by copies; immutable once connections use it).
+class TlsContext {
+ public:
+  // A client context: peer verification on, system CA store, TLS >= 1.2.
+  static TlsContext client();
+  // A server context presenting `cert_chain_file` (PEM, leaf first) with
+  // `key_file` (PEM). TlsError if they cannot be loaded or do not match.
+  static TlsContext server(const std::string& cert_chain_file, const std::string& key_file);
+
+  // Trusts the CA certificates in `cafile` (PEM).
+  void load_verify_locations(const std::string& cafile);
+  // Client: verify the server (default on). Server: require and verify a
+  // client certificate (default off).
+  void set_verify(bool on);
+  // Presents this certificate chain (servers; or clients, for mutual TLS).
+  void load_cert_chain(const std::string& cert_chain_file, const std::string& key_file);
+
+  SSL_CTX* native_handle() const noexcept { return ctx_.get(); }
+  bool is_server() const noexcept { return server_; }
+
+ private:
+  TlsContext(std::shared_ptr<SSL_CTX> ctx, bool server) : ctx_(std::move(ctx)), server_(server) {}
+  std::shared_ptr<SSL_CTX> ctx_;
+  bool server_ = false;
+};
+
+// Runs the client handshake on a connected socket and returns the streams.
+// `server_hostname` is sent as SNI and checked against the certificate (an
+// IP address is checked as one).
+[[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> tls_client_stream(
+    Socket socket, TlsContext context, std::string server_hostname, StreamOptions options = {});
+// Connects over TCP, then as above (server_hostname defaults to `host`).
+[[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> open_tls_connection(
+    std::string host, std::uint16_t port, TlsContext context, StreamOptions options = {},
+    std::optional<std::string> server_hostname = std::nullopt);
+// Runs the server handshake on an accepted socket.
+[[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> tls_server_stream(
+    Socket socket, TlsContext context, StreamOptions options = {});
+// For ServerOptions::open_streams: every connection does the server
+// handshake with `context` before the handler runs.
+StreamOpener tls_server_opener(TlsContext context);
+
+}  // namespace weft

@@ -1,0 +1,275 @@
+// TLS over streams: a CA and a server certificate are made at test time
+// (OpenSSL API, EC P-256), then: verified connections, verification
+// failures (untrusted CA, wrong host name), verification turned off, a
+// server that survives a client that does not speak TLS, cancel-safety of
+// reads, and half-close with close_notify. 127.0.0.1 only.
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/io_testing.h"
+#include "tests/testing.h"
+#include "weft/weft.h"
+
+namespace weft {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Watchdog;
+
+// --- Certificates -------------------------------------------------------------
+
+struct Pki {
+  std::string dir;
+  std::string ca_cert, server_cert, server_key, other_ca_cert;
+};
+
+void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+  X509_EXTENSION* e = X509V3_EXT_conf_nid(nullptr, ctx, nid, value);
+  ASSERT_NE(e, nullptr) << "extension " << value;
+  X509_add_ext(cert, e, -1);
+  X509_EXTENSION_free(e);
+}
+
+X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
+  static long serial = 1;
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
+  X509_set_issuer_name(x, issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer != nullptr ? issuer : x, x, nullptr, nullptr, 0);
+  if (ca) {
+    add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+    add_ext(x, &ctx, NID_subject_key_identifier, "hash");
+  } else {
+    add_ext(x, &ctx, NID_basic_constraints, "CA:FALSE");
+    add_ext(x, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    add_ext(x, &ctx, NID_ext_key_usage, "serverAuth");
+    add_ext(x, &ctx, NID_authority_key_identifier, "keyid");
+  }
+  X509_sign(x, issuer_key != nullptr ? issuer_key : key, EVP_sha256());
+  return x;
+}
+
+void write_pem(const std::string& path, X509* cert, EVP_PKEY* key) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr) << path;
+  if (cert != nullptr) PEM_write_X509(f, cert);
+  if (key != nullptr) PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+}
+
+const Pki& pki() {
+  static Pki* p = [] {
+    auto* p = new Pki;
+    char tmpl[] = "/tmp/weft_io_tls_XXXXXX";
+    p->dir = mkdtemp(tmpl);
+    EVP_PKEY* ca_key = EVP_EC_gen("P-256");
+    EVP_PKEY* server_key = EVP_EC_gen("P-256");
+    EVP_PKEY* other_key = EVP_EC_gen("P-256");
+    X509* ca = make_cert(ca_key, "weft test CA", nullptr, nullptr, true);
+    X509* server = make_cert(server_key, "weft test server", ca, ca_key, false);
+    X509* other = make_cert(other_key, "unrelated CA", nullptr, nullptr, true);
+    p->ca_cert = p->dir + "/ca.pem";
+    p->server_cert = p->dir + "/server.pem";
+    p->server_key = p->dir + "/server.key";
+    p->other_ca_cert = p->dir + "/other_ca.pem";
+    write_pem(p->ca_cert, ca, nullptr);
+    write_pem(p->server_cert, server, nullptr);
+    write_pem(p->server_key, nullptr, server_key);
+    write_pem(p->other_ca_cert, other, nullptr);
+    X509_free(ca);
+    X509_free(server);
+    X509_free(other);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(server_key);
+    EVP_PKEY_free(other_key);
+    return p;
+  }();
+  return *p;
+}
+
+class PkiCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const Pki& p = pki();
+    for (const auto& f : {p.ca_cert, p.server_cert, p.server_key, p.other_ca_cert}) {
+      ::unlink(f.c_str());
+    }
+    ::rmdir(p.dir.c_str());
+  }
+};
+const auto* const g_cleanup = ::testing::AddGlobalTestEnvironment(new PkiCleanup);
+
+TlsContext trusting_client() {
+  TlsContext c = TlsContext::client();
+  c.load_verify_locations(pki().ca_cert);
+  return c;
+}
+
+Coro<void> echo_bytes(StreamReader r, StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(64 * 1024);
+    if (data.empty()) break;
+    w.write(data);
+    co_await w.drain();
+  }
+  w.close();
+  co_await w.wait_closed();
+}
+
+Coro<Server> tls_server(ConnectionHandler h = echo_bytes) {
+  ServerOptions o;
+  o.open_streams = tls_server_opener(TlsContext::server(pki().server_cert, pki().server_key));
+  co_return co_await start_server(std::move(h), "127.0.0.1", 0, std::move(o));
+}
+
+// --- Tests --------------------------------------------------------------------
+
+WEFT_CO_TEST(IoTls, VerifiedEcho) {
+  Watchdog wd(3s);
+  Server server = co_await tls_server();
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client());
+  w.write("hello over tls\n");
+  co_await w.drain();
+  EXPECT_EQ(co_await r.readline(), "hello over tls\n");
+  // A large payload, concurrently written and read.
+  std::string big(testing::scaled(1 << 20, 4), 'T');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 23);
+  auto writer = create_task([](StreamWriter w, const std::string& data) -> Coro<void> {
+    for (std::size_t off = 0; off < data.size(); off += 10000) {
+      w.write(std::string_view(data).substr(off, 10000));
+      co_await w.drain();
+    }
+  }(w, big));
+  std::string back = co_await r.readexactly(big.size());
+  co_await writer;
+  EXPECT_TRUE(back == big);
+  w.close();
+  co_await w.wait_closed();
+  EXPECT_EQ(co_await r.read(), "");
+}
+
+WEFT_CO_TEST(IoTls, HostNameFromTheCertificate) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client(), {},
+                                             "localhost");
+  w.write("x\n");
+  EXPECT_EQ(co_await r.readline(), "x\n");
+}
+
+WEFT_CO_TEST(IoTls, UntrustedCertificateFails) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  TlsContext other = TlsContext::client();
+  other.load_verify_locations(pki().other_ca_cert);
+  auto e = co_await testing::raises<CertificateVerifyError>(
+      open_tls_connection("127.0.0.1", server.port(), other));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_NE(std::string(e->what()).find("certificate verify failed"), std::string::npos)
+      << e->what();
+  // The system store does not know our CA either.
+  EXPECT_TRUE((co_await testing::raises<CertificateVerifyError>(
+                   open_tls_connection("127.0.0.1", server.port(), TlsContext::client())))
+                  .has_value());
+}
+
+WEFT_CO_TEST(IoTls, WrongHostNameFails) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  auto e = co_await testing::raises<CertificateVerifyError>(open_tls_connection(
+      "127.0.0.1", server.port(), trusting_client(), {}, "wrong.example"));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->verify_result(), X509_V_ERR_HOSTNAME_MISMATCH);
+}
+
+WEFT_CO_TEST(IoTls, VerificationCanBeTurnedOff) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  TlsContext c = TlsContext::client();
+  c.set_verify(false);
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), c, {}, "wrong.example");
+  w.write("unverified\n");
+  EXPECT_EQ(co_await r.readline(), "unverified\n");
+}
+
+WEFT_CO_TEST(IoTls, ServerSurvivesANonTlsClient) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  {
+    Socket plain = co_await create_connection("127.0.0.1", server.port());
+    co_await plain.sendall("GET / HTTP/1.1\r\n\r\n");
+    // The handshake fails and the server drops the connection quietly.
+    std::string rest;
+    for (;;) {
+      try {
+        std::string part = co_await plain.recv(4096);
+        if (part.empty()) break;
+        rest += part;
+      } catch (const ConnectionError&) {
+        break;
+      }
+    }
+  }
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client());
+  w.write("still here\n");
+  EXPECT_EQ(co_await r.readline(), "still here\n");
+}
+
+WEFT_CO_TEST(IoTls, CancelledReadConsumesNothing) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server();
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client());
+  auto t = create_task(r.readexactly(10));
+  w.write("01234");
+  co_await w.drain();
+  co_await sleep(5ms);
+  t.cancel();
+  EXPECT_TRUE((co_await testing::raises<CancelledError>(t)).has_value());
+  w.write("56789");
+  EXPECT_EQ(co_await r.readexactly(10), "0123456789");
+}
+
+WEFT_CO_TEST(IoTls, HalfCloseWithCloseNotify) {
+  Watchdog wd(2s);
+  Server server = co_await tls_server([](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::string all = co_await r.read();  // until the client's close_notify
+    w.write("received " + std::to_string(all.size()));
+    w.close();
+    co_await w.wait_closed();
+  });
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client());
+  w.write(std::string(50000, 'h'));
+  w.write_eof();
+  EXPECT_EQ(co_await r.read(), "received 50000");
+}
+
+WEFT_CO_TEST(IoTls, ContextErrors) {
+  EXPECT_THROW(TlsContext::server("/nonexistent/cert.pem", "/nonexistent/key.pem"), TlsError);
+  TlsContext c = TlsContext::client();
+  EXPECT_THROW(c.load_verify_locations("/nonexistent/ca.pem"), TlsError);
+  auto [a, b] = Socket::pair();
+  EXPECT_TRUE((co_await testing::raises<std::invalid_argument>(
+                   tls_server_stream(std::move(a), TlsContext::client())))
+                  .has_value());
+}
+
+}  // namespace
+}  // namespace weft
