@@ -46,6 +46,9 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
 }
 
 Runtime::~Runtime() {
+  // A thread that woke one of our tasks may still be inside inject_task for
+  // a few instructions; wait for it before freeing what it touches.
+  while (external_schedulers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (clock_->is_manual()) static_cast<ManualClock*>(clock_)->set_on_advance(nullptr);
   loops_.clear();
   // The pool is destroyed last: the arena does not wait for running calls,
@@ -119,8 +122,12 @@ void Runtime::notify_parked() noexcept {
 }
 
 void Runtime::inject_task(detail::TaskBase* t) noexcept {
+  // Counted before the push: once the task is visible it may finish run(),
+  // and the destructor waits for us to leave (release pairs with its acquire).
+  external_schedulers_.fetch_add(1, std::memory_order_acq_rel);
   inject_.push(t);
   notify_parked();
+  external_schedulers_.fetch_sub(1, std::memory_order_release);
 }
 
 void Runtime::register_task(detail::TaskBase* t) noexcept {

@@ -150,6 +150,9 @@ class Runtime {
   std::unique_ptr<detail::Idle> idle_;
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
+  // Threads outside the runtime inside inject_task: the runtime must not be
+  // destroyed under them (a task they woke may let run() finish first).
+  std::atomic<int> external_schedulers_{0};
   std::atomic<bool> stopping_{false};
 
   struct alignas(64) RegistryShard {

@@ -19,8 +19,10 @@ namespace weft {
 Loop& get_running_loop();
 
 // Schedules `body` as a new task on the running runtime and returns its
-// handle (asyncio.create_task). The task starts after the current step, may
-// run on any worker, and runs to completion even if the handle is dropped.
+// handle (asyncio.create_task). With one worker the task starts after the
+// current step, as in asyncio; with several, an idle worker may steal and
+// start it at once. It may run on any worker, and runs to completion even if
+// the handle is dropped.
 // RuntimeError if no runtime runs on this thread.
 template <typename T>
 Task<T> create_task(Coro<T> body, std::string name = {}) {
