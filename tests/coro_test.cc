@@ -255,7 +255,8 @@ constexpr bool kTailCallsGuaranteed = testing::kOptimized && !testing::kSanitize
 
 WEFT_CO_TEST_WITH(CoroDeep, NestingDoesNotGrowTheStack, testing::test_options(1)) {
   if (!kTailCallsGuaranteed) {
-    GTEST_SKIP() << "symmetric transfer is a tail call only in optimized, unsanitized builds";
+    // Nothing to measure here (GTEST_SKIP cannot be used in a coroutine body).
+    co_return;
   }
   const std::uintptr_t shallow = co_await innermost_frame_address(1);
   const std::uintptr_t deep = co_await innermost_frame_address(1000);
