@@ -9,7 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/future.h"
 #include "weft/core/task.h"
 #include "weft/io/detail/byte_buffer.h"
@@ -106,7 +106,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       throw std::invalid_argument(
           absl::StrFormat("write buffer limits: low (%d) > high (%d)", low, high));
     }
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     high_ = high;
     low_ = low;
   }
@@ -115,7 +115,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     if (current_loop() == nullptr) {
       throw RuntimeError("StreamWriter::write must be called inside a weft runtime");
     }
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (closing_) throw RuntimeError("StreamWriter::write after close()");
     if (eof_) throw RuntimeError("StreamWriter::write after write_eof()");
     if (error_) std::rethrow_exception(error_);
@@ -145,7 +145,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   Coro<void> drain() {
     std::optional<Future<void>> f;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (error_) std::rethrow_exception(error_);
       if (paused_) {
         f.emplace();
@@ -162,7 +162,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   void write_eof() {
     Wakeups w;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (eof_ || closing_) return;
       eof_ = true;
       if (!flushing_) finish_locked(w);
@@ -173,7 +173,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   void close() {
     Wakeups w;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (closing_) return;
       closing_ = true;
       if (!flushing_) finish_locked(w);
@@ -184,7 +184,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   void abort() {
     Wakeups w;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       closing_ = true;
       buf_.clear();
       if (!error_) {
@@ -202,14 +202,14 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   }
 
   bool is_closing() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return closing_;
   }
 
   Coro<void> wait_closed() {
     std::optional<Future<void>> f;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (!closed_) {
         f.emplace();
         close_waiters_.push_back(*f);
@@ -219,7 +219,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   }
 
   std::size_t buffered() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return buf_.size();
   }
 
@@ -244,7 +244,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       if (!w || finished) return;
       Wakeups wk;
       {
-        absl::MutexLock lock(&w->mu_);
+        detail::SpinLockHolder lock(&w->mu_);
         w->flushing_ = false;
         if (!w->error_) {
           w->fail_locked(std::make_exception_ptr(ConnectionAbortedError(
@@ -284,7 +284,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     lease.finished = true;
     Wakeups w;
     {
-      absl::MutexLock lock(&self->mu_);
+      detail::SpinLockHolder lock(&self->mu_);
       self->flushing_ = false;
       if (!self->error_) self->fail_locked(err, w);
     }
@@ -295,7 +295,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     Wakeups w;
     Step step;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (error_ || buf_.empty()) {
         flushing_ = false;
         if (!error_) finish_locked(w);
@@ -356,7 +356,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     if (closing_) mark_closed_locked(w);
   }
 
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   ByteBuffer buf_ ABSL_GUARDED_BY(mu_);
   std::size_t high_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t low_ ABSL_GUARDED_BY(mu_) = 0;
@@ -535,7 +535,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   }
 
   void start() {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     for (std::size_t i = 0; i < listeners_.size(); ++i) {
       accept_tasks_.push_back(create_task(accept_loop(AcceptLease(shared_from_this(), i))));
       ++accept_loops_running_;
@@ -546,7 +546,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     std::vector<Task<void>> tasks;
     Wakeups w;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (closing_) return;
       closing_ = true;
       tasks = accept_tasks_;
@@ -560,21 +560,21 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   void close_clients() {
     std::vector<Task<void>> tasks;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       for (auto& [id, t] : connections_) tasks.push_back(t);
     }
     for (auto& t : tasks) t.cancel("server closing its clients");
   }
 
   bool is_serving() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return !closing_;
   }
 
   Coro<void> wait_closed() {
     std::optional<Future<void>> f;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (!fully_closed_locked()) {
         f.emplace();
         closed_waiters_.push_back(*f);
@@ -586,7 +586,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   Coro<void> serve_forever() {
     std::optional<Future<void>> f;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (!closing_) {
         f.emplace();
         forever_waiters_.push_back(*f);
@@ -602,11 +602,11 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   }
 
   std::size_t active() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return connections_.size();
   }
   std::uint64_t accepted() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return accepted_;
   }
 
@@ -724,7 +724,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
         // The peer may already be gone; the handler will find out.
       }
     }
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (closing_) return;  // `sock` closes
     const std::uint64_t id = next_id_++;
     ++accepted_;
@@ -738,7 +738,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     Wakeups w;
     Task<void> t;  // released outside the lock
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       auto it = connections_.find(id);
       if (it != connections_.end()) {
         t = std::move(it->second);
@@ -753,7 +753,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     listeners_[i].close();
     Wakeups w;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       --accept_loops_running_;
       if (!closing_ && accept_loops_running_ == 0) {
         // Every listener failed: the server no longer serves.
@@ -779,7 +779,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::vector<Socket> listeners_;
   std::vector<SocketAddress> addresses_;
 
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::size_t accept_loops_running_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Task<void>> accept_tasks_ ABSL_GUARDED_BY(mu_);

@@ -100,7 +100,7 @@ void Loop::call_soon_threadsafe(detail::Callback cb) {
     return;
   }
   {
-    absl::MutexLock lock(&remote_mu_);
+    detail::SpinLockHolder lock(&remote_mu_);
     remote_callbacks_.push_back(std::move(cb));
     // seq_cst: pairs with the parked loop's recheck (see detail/idle.h).
     remote_pending_.store(true, std::memory_order_seq_cst);
@@ -161,7 +161,7 @@ void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
       return;
     }
     {
-      absl::MutexLock lock(&remote_mu_);
+      detail::SpinLockHolder lock(&remote_mu_);
       remote_tasks_.push_back(t);
       remote_pending_.store(true, std::memory_order_seq_cst);
     }
@@ -207,7 +207,7 @@ void Loop::take_remote() {
   std::vector<detail::TaskBase*> tasks;
   std::vector<detail::Callback> callbacks;
   {
-    absl::MutexLock lock(&remote_mu_);
+    detail::SpinLockHolder lock(&remote_mu_);
     tasks.swap(remote_tasks_);
     callbacks.swap(remote_callbacks_);
     remote_pending_.store(false, std::memory_order_relaxed);  // under the lock
@@ -476,7 +476,7 @@ void Loop::run_worker() {
 void Loop::drain_for_shutdown() {
   // Runs on the thread ending the runtime, after every worker stopped.
   {
-    absl::MutexLock lock(&remote_mu_);
+    detail::SpinLockHolder lock(&remote_mu_);
     remote_callbacks_.clear();
     for (detail::TaskBase* t : remote_tasks_) pinned_ready_.push_back(t);
     remote_tasks_.clear();

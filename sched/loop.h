@@ -24,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/task_base.h"
 #include "weft/core/task.h"
 #include "weft/sched/clock.h"
@@ -154,7 +155,7 @@ class Loop final : public detail::LoopBase {
   std::atomic<detail::TaskBase*> lifo_{nullptr};
 
   // Work for this loop from other threads.
-  absl::Mutex remote_mu_;
+  detail::SpinLock remote_mu_;
   std::vector<detail::TaskBase*> remote_tasks_ ABSL_GUARDED_BY(remote_mu_);
   std::vector<detail::Callback> remote_callbacks_ ABSL_GUARDED_BY(remote_mu_);
   // Set (seq_cst, the Dekker half for directed wake-ups) after a push; cleared

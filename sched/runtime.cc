@@ -65,7 +65,7 @@ void Runtime::begin_run() {
   }
   stopping_.store(false, std::memory_order_seq_cst);
   {
-    absl::MutexLock lock(&accept_mu_);
+    detail::SpinLockHolder lock(&accept_mu_);
     accepting_ = true;
   }
   if (debug_) detail::set_debug_enabled(true);
@@ -134,7 +134,7 @@ void Runtime::register_task(detail::TaskBase* t) noexcept {
   std::uint32_t shard = static_cast<std::uint32_t>(t->id() % kRegistryShards);
   t->registry_shard_ = shard;
   RegistryShard& s = registry_[shard];
-  absl::MutexLock lock(&s.mu);
+  detail::SpinLockHolder lock(&s.mu);
   t->registry_prev_ = nullptr;
   t->registry_next_ = s.head;
   if (s.head != nullptr) s.head->registry_prev_ = t;
@@ -143,7 +143,7 @@ void Runtime::register_task(detail::TaskBase* t) noexcept {
 
 void Runtime::unregister_task(detail::TaskBase* t) noexcept {
   RegistryShard& s = registry_[t->registry_shard_];
-  absl::MutexLock lock(&s.mu);
+  detail::SpinLockHolder lock(&s.mu);
   if (t->registry_prev_ != nullptr) {
     t->registry_prev_->registry_next_ = t->registry_next_;
   } else {
@@ -157,7 +157,7 @@ void Runtime::unregister_task(detail::TaskBase* t) noexcept {
 std::vector<AnyTask> Runtime::all_tasks() const {
   std::vector<AnyTask> out;
   for (const RegistryShard& s : registry_) {
-    absl::MutexLock lock(&s.mu);
+    detail::SpinLockHolder lock(&s.mu);
     for (detail::TaskBase* t = s.head; t != nullptr; t = t->registry_next_) {
       if (!t->done()) out.emplace_back(t);
     }
@@ -184,7 +184,7 @@ void Runtime::report_error(std::string_view message) noexcept {
 }
 
 void Runtime::submit_external(absl::FunctionRef<void()> start) {
-  absl::MutexLock lock(&accept_mu_);
+  detail::SpinLockHolder lock(&accept_mu_);
   if (!accepting_) {
     throw RuntimeError("the weft runtime is not running or is shutting down");
   }
@@ -196,7 +196,7 @@ Coro<void> Runtime::supervise(detail::RefPtr<detail::TaskBase> main) {
   {
     // From here on outside threads cannot add tasks, so the loop below ends
     // (asyncio closes the loop the same way after cancelling what is left).
-    absl::MutexLock lock(&accept_mu_);
+    detail::SpinLockHolder lock(&accept_mu_);
     accepting_ = false;
   }
   co_await cancel_remaining_tasks();

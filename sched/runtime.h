@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "weft/core/coro.h"
 #include "weft/core/detail/await.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/task.h"
 #include "weft/sched/clock.h"
 #include "weft/sched/detail/inject_queue.h"
@@ -156,14 +157,14 @@ class Runtime {
   std::atomic<bool> stopping_{false};
 
   struct alignas(64) RegistryShard {
-    mutable absl::Mutex mu;
+    mutable detail::SpinLock mu;
     detail::TaskBase* head ABSL_GUARDED_BY(mu) = nullptr;
   };
   static constexpr std::uint32_t kRegistryShards = 16;
   RegistryShard registry_[kRegistryShards];
 
   absl::Mutex error_mu_;
-  absl::Mutex accept_mu_;
+  detail::SpinLock accept_mu_;
   bool accepting_ ABSL_GUARDED_BY(accept_mu_) = false;
   absl::Mutex pool_mu_;
   std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);

@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/task_base.h"
 #include "weft/sched/cancel_scope.h"
 
@@ -15,14 +15,14 @@ RefPtr<TaskGroupState> make_task_group_state() {
 }
 
 void task_group_check_open(TaskGroupState& st) {
-  absl::MutexLock lock(&st.mu);
+  detail::SpinLockHolder lock(&st.mu);
   if (st.closed) throw RuntimeError("TaskGroup::create_task: the group has finished");
   if (st.aborting) throw RuntimeError("TaskGroup::create_task: the group is shutting down");
 }
 
 void task_group_adopt(TaskGroupState& st, TaskBase& child) {
   {
-    absl::MutexLock lock(&st.mu);
+    detail::SpinLockHolder lock(&st.mu);
     if (st.closed || st.aborting) {
       // Closed between the check and the start: the child must not outlive it.
       child.cancel("TaskGroup: the group is shutting down");
@@ -50,7 +50,7 @@ bool is_cancellation(const std::exception_ptr& e) {
 
 // The join's signal, or nothing if every child has finished.
 std::optional<Future<void>> join_signal(TaskGroupState& st) {
-  absl::MutexLock lock(&st.mu);
+  detail::SpinLockHolder lock(&st.mu);
   if (st.pending == 0) return std::nullopt;
   st.joined.emplace();
   return st.joined;
@@ -63,7 +63,7 @@ Coro<void> wait_signal(Future<void> f) { co_await f; }
 Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
   TaskBase* parent = current_task_base_checked("task_group");
   {
-    absl::MutexLock lock(&st->mu);
+    detail::SpinLockHolder lock(&st->mu);
     st->parent = parent;
   }
   std::exception_ptr body_error;
@@ -76,7 +76,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
   bool propagate_cancel = false;
   // A cancellation that a child's failure asked for is ours: withdraw it.
   auto take_own_cancel = [&]() -> bool {
-    absl::MutexLock lock(&st->mu);
+    detail::SpinLockHolder lock(&st->mu);
     if (!st->parent_cancel_requested) return false;
     st->parent_cancel_requested = false;
     parent->uncancel();
@@ -85,7 +85,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
   auto abort_children = [&] {
     std::vector<RefPtr<TaskBase>> to_cancel;
     {
-      absl::MutexLock lock(&st->mu);
+      detail::SpinLockHolder lock(&st->mu);
       to_cancel = st->abort_locked();
     }
     for (auto& c : to_cancel) c->cancel("TaskGroup: the body failed or was cancelled");
@@ -98,7 +98,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
       }
     } else {
       {
-        absl::MutexLock lock(&st->mu);
+        detail::SpinLockHolder lock(&st->mu);
         st->errors.push_back(body_error);
       }
       abort_children();
@@ -132,7 +132,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
 
   std::vector<std::exception_ptr> errors;
   {
-    absl::MutexLock lock(&st->mu);
+    detail::SpinLockHolder lock(&st->mu);
     st->closed = true;
     st->parent = nullptr;
     errors = std::move(st->errors);

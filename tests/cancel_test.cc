@@ -351,7 +351,8 @@ Coro<int> quick_fail() {
   co_return 0;
 }
 
-WEFT_CO_TEST(CancelResult, CancelOfDoneTaskIsFalse) {
+// One worker: the new task must not start before cancel() (docs/design.md).
+WEFT_CO_TEST_WITH(CancelResult, CancelOfDoneTaskIsFalse, testing::test_options(1)) {
   Task<int> ok = create_task(quick(1));
   co_await ok;
   EXPECT_FALSE(ok.cancel());
@@ -386,7 +387,8 @@ WEFT_CO_TEST(CancelResult, RepeatedRequestsAreCountedAndDeliveredOnce) {
   EXPECT_EQ(t.uncancel(), 0);
 }
 
-WEFT_CO_TEST(CancelResult, CancelBeforeStartCountsToo) {
+// One worker: the new task must not start before cancel() (docs/design.md).
+WEFT_CO_TEST_WITH(CancelResult, CancelBeforeStartCountsToo, testing::test_options(1)) {
   Task<int> t = create_task(quick(1));
   t.cancel();
   t.cancel();

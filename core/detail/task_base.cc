@@ -21,17 +21,22 @@ TaskBase::TaskBase(LoopBase* loop, std::string name)
     : FutureStateBase(loop),
       // Relaxed: ids only need to be unique.
       id_(g_next_task_id.fetch_add(1, std::memory_order_relaxed)),
-      context_(current_context_data()) {
-  name_ = name.empty() ? absl::StrFormat("Task-%d", id_) : std::move(name);
-}
+      context_(current_context_data()),
+      named_(!name.empty()),
+      name_(std::move(name)) {}
 
 std::string TaskBase::name() const {
-  absl::MutexLock lock(&mu_);
-  return name_;
+  {
+    detail::SpinLockHolder lock(&mu_);
+    if (named_) return name_;
+  }
+  // Formatted on demand: most tasks are never asked for their name.
+  return absl::StrFormat("Task-%d", id_);
 }
 
 void TaskBase::set_name(std::string name) {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
+  named_ = true;
   name_ = std::move(name);
 }
 
@@ -42,7 +47,7 @@ std::string TaskBase::describe() const {
 std::string TaskBase::waiting_on() const {
   RefPtr<FutureStateBase> w;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     w = waiter_;
   }
   if (!w || w->done()) return "";
@@ -53,21 +58,21 @@ std::string TaskBase::await_chain() const {
   std::string out = describe();
   RefPtr<FutureStateBase> w;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     w = waiter_;
   }
   for (int depth = 0; w && !w->done() && depth < 64; ++depth) {
     out += " -> awaits " + w->describe();
     auto* t = dynamic_cast<TaskBase*>(w.get());
     if (t == nullptr) break;
-    absl::MutexLock lock(&t->mu_);
+    detail::SpinLockHolder lock(&t->mu_);
     w = t->waiter_;
   }
   return out;
 }
 
 int TaskBase::uncancel() noexcept {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   int n = num_cancels_.load(std::memory_order_relaxed);
   if (n == 0) return 0;
   num_cancels_.store(n - 1, std::memory_order_relaxed);
@@ -105,7 +110,7 @@ void TaskBase::run() noexcept {
 bool TaskBase::take_must_cancel(std::string* msg) {
   // Acquire pairs with the release store under mu_ in cancel().
   if (!must_cancel_flag_.load(std::memory_order_acquire)) return false;
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (!must_cancel_ || shielded_locked()) return false;  // a shield defers it
   must_cancel_ = false;
   must_cancel_flag_.store(false, std::memory_order_relaxed);
@@ -118,7 +123,7 @@ bool TaskBase::cancel(std::string msg) {
   if (done()) return false;
   RefPtr<FutureStateBase> w;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     num_cancels_.fetch_add(1, std::memory_order_relaxed);
     if (shielded_locked()) {
       // Inside a shielded scope: deliver at the first suspension after it.
@@ -133,7 +138,7 @@ bool TaskBase::cancel(std::string msg) {
     // Cancel what the task waits on outside our lock: that may take the
     // waiter's own lock (a task awaiting a task), and we never hold two.
     if (w && !w->done() && w->cancel(msg)) return true;
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (waiter_ == w) {
       // Not waiting (or its wait is ending): deliver at the next suspension.
       must_cancel_ = true;
@@ -156,7 +161,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   bool cancel_now;
   bool scope_cancelled;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     waiter_ = RefPtr<FutureStateBase>(&f);
     // Level-triggered: a cancelled scope cancels every wait inside it.
     scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
@@ -168,7 +173,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   } else if (cancel_now && f.cancel(msg)) {
     // asyncio: cancelling what we are about to wait on consumes the request;
     // the wait below then ends at once with CancelledError.
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     must_cancel_ = false;
     must_cancel_flag_.store(false, std::memory_order_relaxed);
     cancel_request_msg_.clear();
@@ -201,7 +206,7 @@ bool TaskBase::take_cancel_at_return() noexcept {
 bool CancelScopeState::cancel(std::string reason) {
   RefPtr<TaskBase> task;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (cancel_called_.load(std::memory_order_relaxed)) return false;
     reason_ = reason;
     cancel_called_.store(true, std::memory_order_release);
@@ -213,26 +218,26 @@ bool CancelScopeState::cancel(std::string reason) {
 }
 
 std::string CancelScopeState::reason() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return reason_;
 }
 
 void TaskBase::enter_scope(CancelScopeState* s) {
   {
-    absl::MutexLock lock(&s->mu_);
+    detail::SpinLockHolder lock(&s->mu_);
     s->task_ = this;
   }
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   s->parent_ = scope_top_;
   scope_top_ = s;
 }
 
 void TaskBase::exit_scope(CancelScopeState* s) {
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     scope_top_ = s->parent_;
   }
-  absl::MutexLock lock(&s->mu_);
+  detail::SpinLockHolder lock(&s->mu_);
   s->task_ = nullptr;
 }
 
@@ -257,7 +262,7 @@ bool TaskBase::shielded_locked() const {
 void TaskBase::wake_for_scope(CancelScopeState* s, const std::string& reason) {
   RefPtr<FutureStateBase> w;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     // Only if the task still runs inside s, and no shield between s and the
     // innermost scope keeps it out.
     bool inside = false;
@@ -290,7 +295,7 @@ FutureStateBase::Outcome TaskBase::record_exception(std::exception_ptr e) noexce
 void TaskBase::finish(Outcome outcome) noexcept {
   {
     // The task no longer waits on anything; drop that reference now.
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     waiter_.reset();
   }
   mark_claimed();

@@ -13,7 +13,8 @@
 // a waker, that thread does not touch the task again (it may already be
 // running elsewhere, or be gone).
 //
-// Cancellation (asyncio's protocol, made thread-safe with `mu_`):
+// Cancellation (asyncio's protocol, made thread-safe with `mu_`, a SpinLock:
+// every section under it is a few pointer or flag updates):
 //  - `waiter_` is the future the task last suspended on. It is written only
 //    by the task itself (in suspend_on) and read by cancel(), both under
 //    `mu_`. It is not cleared on resume: cancelling a stale, already-done
@@ -34,7 +35,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/context.h"
 #include "weft/core/detail/future_state.h"
 
@@ -65,7 +66,7 @@ class CancelScopeState : public RefCounted {
 
  private:
   friend class TaskBase;
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   TaskBase* task_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string reason_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> cancel_called_{false};
@@ -172,10 +173,13 @@ class TaskBase : public FutureStateBase {
   std::atomic<int> num_cancels_{0};
   std::atomic<bool> must_cancel_flag_{false};
 
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
   bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
   std::string cancel_request_msg_ ABSL_GUARDED_BY(mu_);
+  // An unnamed task is called "Task-<id>" (asyncio's default), formatted
+  // when asked for; set_name() names it, even with "".
+  bool named_ ABSL_GUARDED_BY(mu_);
   std::string name_ ABSL_GUARDED_BY(mu_);
   // Innermost active cancel scope. Written by the task's thread under mu_;
   // that thread may read it without the lock.

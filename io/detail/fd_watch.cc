@@ -35,7 +35,7 @@ void FdWatch::register_locked(Loop& loop) {
 }
 
 bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool* closed) {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (closed_) {
     *closed = true;
     return false;
@@ -53,7 +53,7 @@ bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool
 }
 
 void FdWatch::remove(Dir d, IoWait* w) {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   for (IoWait** p = &waiters_[d]; *p != nullptr; p = &(*p)->watch_next_) {
     if (*p == w) {
       *p = w->watch_next_;
@@ -65,14 +65,14 @@ void FdWatch::remove(Dir d, IoWait* w) {
 }
 
 bool FdWatch::closed() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return closed_;
 }
 
 void FdWatch::on_io(std::uint32_t events) noexcept {
   IoWait* ready[2] = {nullptr, nullptr};
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (events & kReadEvents) {
       seq_[kRead].fetch_add(1, std::memory_order_release);
       ready[kRead] = std::exchange(waiters_[kRead], nullptr);
@@ -92,7 +92,7 @@ void FdWatch::close() noexcept {
   Loop* owner;
   IoWait* lists[2];
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (closed_) return;
     closed_ = true;
     owner = owner_;

@@ -35,7 +35,7 @@
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/ref_ptr.h"
 #include "weft/io/detail/io_wait.h"
 #include "weft/sched/detail/io_handler.h"
@@ -92,7 +92,7 @@ class FdWatch final : public RefCounted, public IoHandler {
 
   const int fd_;
   std::atomic<std::uint64_t> seq_[2] = {0, 0};
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   Loop* owner_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   IoWait* waiters_[2] ABSL_GUARDED_BY(mu_) = {nullptr, nullptr};

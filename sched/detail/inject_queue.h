@@ -1,7 +1,7 @@
 // The runtime's global queue: tasks submitted from outside the runtime, and
 // the overflow of full local queues. FIFO, any thread.
 //
-// An intrusive list (TaskBase::queue_next_) under an absl::Mutex: pushes are
+// An intrusive list (TaskBase::queue_next_) under an detail::SpinLock: pushes are
 // rare next to local-queue traffic (remote submissions, overflow batches),
 // and a batch moves under one lock. `len_` mirrors the length so that
 // workers can skip an empty queue without the lock; it is stored seq_cst
@@ -13,7 +13,7 @@
 #include <cstddef>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/task_base.h"
 
 namespace weft::detail {
@@ -23,7 +23,7 @@ class InjectQueue {
   // Appends a chain first..last (linked through queue_next_) of n tasks.
   void push_batch(TaskBase* first, TaskBase* last, std::size_t n) noexcept {
     last->queue_next_ = nullptr;
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (tail_ != nullptr) {
       tail_->queue_next_ = first;
     } else {
@@ -37,7 +37,7 @@ class InjectQueue {
   // Pops one task; null if empty.
   TaskBase* pop() noexcept {
     if (is_empty()) return nullptr;
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     TaskBase* t = head_;
     if (t == nullptr) return nullptr;
     head_ = t->queue_next_;
@@ -50,7 +50,7 @@ class InjectQueue {
   // Pops up to `max` tasks into out[]; returns how many.
   std::size_t pop_batch(TaskBase** out, std::size_t max) noexcept {
     if (is_empty()) return 0;
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     std::size_t n = 0;
     while (n < max && head_ != nullptr) {
       TaskBase* t = head_;
@@ -67,7 +67,7 @@ class InjectQueue {
   std::size_t size() const noexcept { return len_.load(std::memory_order_relaxed); }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   TaskBase* head_ ABSL_GUARDED_BY(mu_) = nullptr;
   TaskBase* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<std::size_t> len_{0};  // written under mu_

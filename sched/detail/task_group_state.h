@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/task_base.h"
 #include "weft/core/future.h"
 
@@ -15,7 +15,7 @@ namespace weft::detail {
 // (which run on whatever thread finishes a child).
 class TaskGroupState final : public RefCounted {
  public:
-  absl::Mutex mu;
+  detail::SpinLock mu;
   TaskBase* parent ABSL_GUARDED_BY(mu) = nullptr;  // set when the body starts
   std::vector<RefPtr<TaskBase>> children ABSL_GUARDED_BY(mu);
   std::size_t pending ABSL_GUARDED_BY(mu) = 0;
@@ -41,7 +41,7 @@ class TaskGroupState final : public RefCounted {
     TaskBase* parent_to_cancel = nullptr;
     std::optional<Future<void>> signal;
     {
-      absl::MutexLock lock(&mu);
+      detail::SpinLockHolder lock(&mu);
       --pending;
       if (child.outcome() == FutureStateBase::Outcome::kException) {
         errors.push_back(child.exception());  // retrieved: not reported as lost

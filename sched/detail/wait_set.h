@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/future_state.h"
 #include "weft/core/future.h"
 
@@ -46,7 +46,7 @@ class WaitSet final : public RefCounted {
   // Completed when the policy's condition holds; await it from the watcher.
   // (Made lazily so that it belongs to the loop the watcher runs on.)
   Future<void> signal() {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (!signal_) {
       signal_.emplace();
       if (triggered_) signal_->try_set_result();
@@ -55,19 +55,19 @@ class WaitSet final : public RefCounted {
   }
   // Re-arms the signal (as_completed waits for one completion at a time).
   void rearm() {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     signal_.emplace();
     triggered_ = !completed_.empty();
     if (triggered_) signal_->try_set_result();
   }
 
   bool triggered() const {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     return triggered_;
   }
   // Indices in completion order, taken once each.
   bool pop_completed(std::size_t* i) {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (completed_.empty()) return false;
     *i = completed_.front();
     completed_.pop_front();
@@ -80,7 +80,7 @@ class WaitSet final : public RefCounted {
   void on_done(std::size_t i, FutureStateBase& s) noexcept {
     std::optional<Future<void>> to_signal;
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       --pending_;
       completed_.push_back(i);
       bool failed = s.outcome() != FutureStateBase::Outcome::kValue;
@@ -96,7 +96,7 @@ class WaitSet final : public RefCounted {
   const std::vector<RefPtr<FutureStateBase>> states_;
   std::vector<CallbackNode*> nodes_;  // owned by the states; set before any callback runs
   const WaitPolicy policy_;
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   std::size_t pending_ ABSL_GUARDED_BY(mu_);
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::size_t> completed_ ABSL_GUARDED_BY(mu_);

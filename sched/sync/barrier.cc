@@ -14,7 +14,7 @@ class Barrier::Visit {
   Visit& operator=(const Visit&) = delete;
   ~Visit() {
     if (!node.parked() && !counted) return;
-    absl::MutexLock lock(&b_.mu_);
+    detail::SpinLockHolder lock(&b_.mu_);
     if (node.linked()) b_.waiters_.remove(&node);
     if (counted) {
       counted = false;
@@ -38,7 +38,7 @@ Barrier::Barrier(std::size_t parties) : parties_(parties) {
 }
 
 Barrier::~Barrier() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(waiters_.empty() && "a Barrier was destroyed while tasks wait on it");
 }
 
@@ -51,7 +51,7 @@ Coro<std::size_t> Barrier::wait() {
   // Enter, waiting while a previous cycle drains or a reset completes.
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (state_ == BarrierState::kBroken) {
         throw BrokenBarrierError("Barrier::wait(): the barrier is broken (aborted)");
       }
@@ -77,7 +77,7 @@ Coro<std::size_t> Barrier::wait() {
   // Wait for the cycle to fill (or to be reset or aborted).
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       if (state_ != BarrierState::kFilling) {
         // We are counted, so the state cannot move on before we leave.
         const bool passed = state_ == BarrierState::kDraining;
@@ -107,7 +107,7 @@ void Barrier::leave_locked() {
 }
 
 void Barrier::reset() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (count_ > 0) {
     // The tasks inside raise BrokenBarrierError; newcomers wait until they left.
     state_ = BarrierState::kResetting;
@@ -118,28 +118,28 @@ void Barrier::reset() {
 }
 
 void Barrier::abort() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   state_ = BarrierState::kBroken;
   waiters_.wake_all();
 }
 
 std::size_t Barrier::n_waiting() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return state_ == BarrierState::kFilling ? count_ : 0;
 }
 
 bool Barrier::broken() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return state_ == BarrierState::kBroken;
 }
 
 BarrierState Barrier::state() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return state_;
 }
 
 BarrierStatistics Barrier::statistics() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return BarrierStatistics{parties_, state_ == BarrierState::kFilling ? count_ : 0, state_,
                            waiters_.size()};
 }

@@ -35,7 +35,7 @@
 #include <cstddef>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/coro.h"
 #include "weft/sched/sync/detail/waiter.h"
 #include "weft/sched/sync/errors.h"
@@ -84,7 +84,7 @@ class Barrier {
   void leave_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::size_t parties_;
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   BarrierState state_ ABSL_GUARDED_BY(mu_) = BarrierState::kFilling;
   std::size_t count_ ABSL_GUARDED_BY(mu_) = 0;  // tasks inside (arrived, not left)
   detail::WaiterList waiters_ ABSL_GUARDED_BY(mu_);

@@ -13,7 +13,7 @@ Condition::Condition() : own_lock_(std::make_unique<Lock>()), lock_(own_lock_.ge
 Condition::Condition(Lock& lock) : lock_(&lock) {}
 
 Condition::~Condition() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(waiters_.empty() && "a Condition was destroyed while tasks wait on it");
 }
 
@@ -28,7 +28,7 @@ namespace {
 // the path (including the frame being destroyed at runtime teardown).
 class ParkedNode {
  public:
-  ParkedNode(absl::Mutex& mu, detail::WaiterList& list) : mu_(mu), list_(list) {}
+  ParkedNode(detail::SpinLock& mu, detail::WaiterList& list) : mu_(mu), list_(list) {}
   ParkedNode(const ParkedNode&) = delete;
   ParkedNode& operator=(const ParkedNode&) = delete;
   ~ParkedNode() {
@@ -37,7 +37,7 @@ class ParkedNode {
   // Unlinks the node if no notify() took it; returns true if one did (the
   // caller then owns a notification).
   bool unpark() noexcept {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     settled_ = true;
     if (node.linked()) {
       list_.remove(&node);
@@ -51,7 +51,7 @@ class ParkedNode {
   detail::SyncWaiter node;
 
  private:
-  absl::Mutex& mu_;
+  detail::SpinLock& mu_;
   detail::WaiterList& list_;
   bool settled_ = false;
 };
@@ -63,7 +63,7 @@ Coro<void> Condition::wait() {
   ParkedNode parked(mu_, waiters_);
   {
     Future<void> wakeup;
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     parked.node.park(waiters_, task, std::move(wakeup));
   }
   // Only now release: whoever takes the lock next and notifies finds us parked.
@@ -103,7 +103,7 @@ Coro<void> Condition::wait() {
     // We are not going to act on the notification we consumed: pass it on,
     // so that a notify(1) racing with a cancellation still wakes somebody.
     if (notified) {
-      absl::MutexLock lock(&mu_);
+      detail::SpinLockHolder lock(&mu_);
       waiters_.wake_one();
     }
     std::rethrow_exception(error);
@@ -120,19 +120,19 @@ Coro<void> Condition::reacquire() {
 
 void Condition::notify(std::size_t n) {
   check_locked("Condition::notify()");
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   waiters_.wake(n);
 }
 
 void Condition::notify_all() {
   check_locked("Condition::notify_all()");
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   waiters_.wake_all();
 }
 
 ConditionStatistics Condition::statistics() const {
   LockStatistics ls = lock_->statistics();
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return ConditionStatistics{waiters_.size(), ls.locked, ls.waiters};
 }
 

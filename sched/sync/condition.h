@@ -47,7 +47,7 @@
 #include <type_traits>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/core/coro.h"
 #include "weft/sched/sync/detail/waiter.h"
 #include "weft/sched/sync/lock.h"
@@ -109,7 +109,7 @@ class Condition {
 
   std::unique_ptr<Lock> own_lock_;
   Lock* lock_;
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   detail::WaiterList waiters_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -3,12 +3,12 @@
 namespace weft {
 
 Event::~Event() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(waiters_.empty() && "an Event was destroyed while tasks wait on it");
 }
 
 void Event::set() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (flag_.load(std::memory_order_relaxed)) return;  // written only under mu_
   // Release: pairs with the acquire load of is_set() (the lock-free fast path
   // of wait()); parked waiters are ordered by their futures instead.
@@ -17,26 +17,26 @@ void Event::set() {
 }
 
 void Event::clear() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   // Relaxed: clearing publishes nothing; the mutex orders it with set().
   flag_.store(false, std::memory_order_relaxed);
 }
 
 EventStatistics Event::statistics() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return EventStatistics{flag_.load(std::memory_order_relaxed), waiters_.size()};
 }
 
 bool Event::WaitOp::try_now_or_park(Node& node, detail::TaskBase* task,
                                     Future<void> wakeup) {
-  absl::MutexLock lock(&event->mu_);
+  detail::SpinLockHolder lock(&event->mu_);
   if (event->flag_.load(std::memory_order_relaxed)) return true;  // under mu_
   node.park(event->waiters_, task, std::move(wakeup));
   return false;
 }
 
 void Event::WaitOp::abandon(Node& node) noexcept {
-  absl::MutexLock lock(&event->mu_);
+  detail::SpinLockHolder lock(&event->mu_);
   if (node.linked()) event->waiters_.remove(&node);
   // Woken or not, there is nothing to give back.
 }

@@ -27,7 +27,7 @@
 #include <cstddef>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/sched/sync/detail/waiter.h"
 
 namespace weft {
@@ -77,7 +77,7 @@ class Event {
     Event* event;
   };
 
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   // Written under mu_ only; read anywhere.
   std::atomic<bool> flag_{false};
   detail::WaiterList waiters_ ABSL_GUARDED_BY(mu_);

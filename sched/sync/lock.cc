@@ -6,24 +6,24 @@
 namespace weft {
 
 Lock::~Lock() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(waiters_.empty() && "a Lock was destroyed while tasks wait on it");
 }
 
 bool Lock::try_acquire() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (locked_) return false;  // by the invariant, nobody is parked when unlocked
   locked_ = true;
   return true;
 }
 
 bool Lock::locked() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return locked_;
 }
 
 void Lock::release() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (!locked_) throw RuntimeError("Lock::release(): the lock is not acquired");
   release_locked();
 }
@@ -36,7 +36,7 @@ void Lock::release_locked() {
 
 void Lock::release_from_guard() noexcept {
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (locked_) {
       release_locked();
       return;
@@ -48,7 +48,7 @@ void Lock::release_from_guard() noexcept {
 
 bool Lock::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task,
                            Future<void> wakeup) {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (!locked_) {
     locked_ = true;
     return true;
@@ -58,7 +58,7 @@ bool Lock::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task,
 }
 
 void Lock::abandon(detail::SyncWaiter& node) noexcept {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (node.linked()) {
     waiters_.remove(&node);
   } else if (node.woken()) {
@@ -68,7 +68,7 @@ void Lock::abandon(detail::SyncWaiter& node) noexcept {
 }
 
 LockStatistics Lock::statistics() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return LockStatistics{locked_, waiters_.size()};
 }
 

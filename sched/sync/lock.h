@@ -36,7 +36,7 @@
 #include <type_traits>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/sched/sync/detail/waiter.h"
 #include "weft/sched/sync/guard.h"
 
@@ -105,7 +105,7 @@ class Lock {
   void release_from_guard() noexcept;
   void release_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   bool locked_ ABSL_GUARDED_BY(mu_) = false;
   detail::WaiterList waiters_ ABSL_GUARDED_BY(mu_);
 };

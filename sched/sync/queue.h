@@ -76,7 +76,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/sched/sync/detail/waiter.h"
 #include "weft/sched/sync/errors.h"
 
@@ -296,7 +296,7 @@ class BasicQueue {
   void finish_tasks_locked(std::size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::size_t maxsize_;
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   Buffer buffer_ ABSL_GUARDED_BY(mu_);
   std::size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t unfinished_ ABSL_GUARDED_BY(mu_) = 0;

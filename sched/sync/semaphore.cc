@@ -21,29 +21,29 @@ Semaphore::Semaphore(std::int64_t value, bool bounded)
     : bound_(bounded ? checked_value(value, true) : -1), value_(checked_value(value, bounded)) {}
 
 Semaphore::~Semaphore() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(waiters_.empty() && "a Semaphore was destroyed while tasks wait on it");
 }
 
 bool Semaphore::try_acquire() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (value_ == 0) return false;  // by the invariant, nobody is parked when value_ > 0
   --value_;
   return true;
 }
 
 bool Semaphore::locked() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return value_ == 0;
 }
 
 std::int64_t Semaphore::value() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return value_;
 }
 
 void Semaphore::release() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (bound_ >= 0 && value_ >= bound_) {
     throw std::invalid_argument(absl::StrFormat(
         "BoundedSemaphore released too many times (value %d, initial value %d)", value_,
@@ -60,7 +60,7 @@ void Semaphore::release_locked() {
 
 void Semaphore::release_from_guard() noexcept {
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (bound_ < 0 || value_ < bound_) {
       release_locked();
       return;
@@ -72,7 +72,7 @@ void Semaphore::release_from_guard() noexcept {
 
 bool Semaphore::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task,
                                 Future<void> wakeup) {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (value_ > 0) {
     --value_;
     return true;
@@ -82,7 +82,7 @@ bool Semaphore::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task
 }
 
 void Semaphore::abandon(detail::SyncWaiter& node) noexcept {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (node.linked()) {
     waiters_.remove(&node);
   } else if (node.woken()) {
@@ -93,7 +93,7 @@ void Semaphore::abandon(detail::SyncWaiter& node) noexcept {
 }
 
 SemaphoreStatistics Semaphore::statistics() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return SemaphoreStatistics{value_, waiters_.size(), bound_};
 }
 

@@ -36,7 +36,7 @@
 #include <type_traits>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "weft/sched/sync/detail/waiter.h"
 #include "weft/sched/sync/guard.h"
 
@@ -115,7 +115,7 @@ class Semaphore {
   void release_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::int64_t bound_;  // -1: unbounded
-  mutable absl::Mutex mu_;
+  mutable detail::SpinLock mu_;
   std::int64_t value_ ABSL_GUARDED_BY(mu_);
   detail::WaiterList waiters_ ABSL_GUARDED_BY(mu_);
 };

@@ -12,38 +12,38 @@ namespace weft {
 
 template <typename T, typename Buffer>
 BasicQueue<T, Buffer>::~BasicQueue() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   assert(getters_.empty() && putters_.empty() && joiners_.empty() &&
          "a queue was destroyed while tasks wait on it");
 }
 
 template <typename T, typename Buffer>
 std::size_t BasicQueue<T, Buffer>::qsize() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return buffer_.size();
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::empty() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return buffer_.empty();
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::full() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return !has_room_locked();
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::is_shut_down() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   return shut_down_;
 }
 
 template <typename T, typename Buffer>
 QueueStatistics BasicQueue<T, Buffer>::statistics() const {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   QueueStatistics s;
   s.qsize = buffer_.size();
   s.maxsize = maxsize_;
@@ -138,7 +138,7 @@ void BasicQueue<T, Buffer>::finish_tasks_locked(std::size_t n) {
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::put_nowait(T item) {
   std::optional<T> it(std::move(item));
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (!put_now_locked(it)) throw QueueFull("put_nowait on a full queue");
 }
 
@@ -146,7 +146,7 @@ template <typename T, typename Buffer>
 T BasicQueue<T, Buffer>::get_nowait() {
   std::optional<T> out;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     if (!get_now_locked(out)) throw QueueEmpty("get_nowait on an empty queue");
   }
   return std::move(*out);
@@ -154,7 +154,7 @@ T BasicQueue<T, Buffer>::get_nowait() {
 
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::task_done() {
-  absl::MutexLock lock(&mu_);
+  detail::SpinLockHolder lock(&mu_);
   if (unfinished_ == 0) {
     throw std::invalid_argument("Queue::task_done() called too many times");
   }
@@ -167,7 +167,7 @@ void BasicQueue<T, Buffer>::shutdown(bool immediate) {
   // (their destructors are user code).
   decltype(buffer_.take_all()) discarded;
   {
-    absl::MutexLock lock(&mu_);
+    detail::SpinLockHolder lock(&mu_);
     shut_down_ = true;
     if (immediate) {
       immediate_ = true;
@@ -184,14 +184,14 @@ void BasicQueue<T, Buffer>::shutdown(bool immediate) {
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::GetOp::try_now(Node& n) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   return q->get_now_locked(n.item);
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::GetOp::try_now_or_park(Node& n, detail::TaskBase* task,
                                                   Future<void> wakeup) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (q->get_now_locked(n.item)) return true;
   n.park(q->getters_, task, std::move(wakeup));
   return false;
@@ -200,14 +200,14 @@ bool BasicQueue<T, Buffer>::GetOp::try_now_or_park(Node& n, detail::TaskBase* ta
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::GetOp::undo(Node& n) noexcept {
   std::optional<T> drop;
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (n.item) q->return_item_locked(n.item, drop);
 }
 
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::GetOp::abandon(Node& n) noexcept {
   std::optional<T> drop;  // destroyed after the lock is released
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (n.linked()) {
     q->getters_.remove(&n);  // never woken: nothing to give back
   } else if (n.item) {
@@ -229,14 +229,14 @@ T BasicQueue<T, Buffer>::GetOp::take(Node& n, bool) {
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::PutOp::try_now(Node&) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   return q->put_now_locked(item);
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::PutOp::try_now_or_park(Node& n, detail::TaskBase* task,
                                                   Future<void> wakeup) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (q->put_now_locked(item)) return true;
   n.park(q->putters_, task, std::move(wakeup));
   return false;
@@ -244,7 +244,7 @@ bool BasicQueue<T, Buffer>::PutOp::try_now_or_park(Node& n, detail::TaskBase* ta
 
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::PutOp::abandon(Node& n) noexcept {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (n.linked()) {
     q->putters_.remove(&n);  // never granted a slot
   } else if (n.granted) {
@@ -258,7 +258,7 @@ void BasicQueue<T, Buffer>::PutOp::abandon(Node& n) noexcept {
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::PutOp::take(Node& n, bool parked) {
   if (!parked) return;  // put at once
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   const bool granted = std::exchange(n.granted, false);
   if (granted) --q->reserved_;
   if (q->shut_down_) {
@@ -282,14 +282,14 @@ void BasicQueue<T, Buffer>::PutOp::take(Node& n, bool parked) {
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::JoinOp::try_now(Node&) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   return q->unfinished_ == 0;
 }
 
 template <typename T, typename Buffer>
 bool BasicQueue<T, Buffer>::JoinOp::try_now_or_park(Node& n, detail::TaskBase* task,
                                                    Future<void> wakeup) {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (q->unfinished_ == 0) return true;
   n.park(q->joiners_, task, std::move(wakeup));
   return false;
@@ -297,7 +297,7 @@ bool BasicQueue<T, Buffer>::JoinOp::try_now_or_park(Node& n, detail::TaskBase* t
 
 template <typename T, typename Buffer>
 void BasicQueue<T, Buffer>::JoinOp::abandon(Node& n) noexcept {
-  absl::MutexLock lock(&q->mu_);
+  detail::SpinLockHolder lock(&q->mu_);
   if (n.linked()) q->joiners_.remove(&n);
 }
 
