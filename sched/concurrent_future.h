@@ -8,7 +8,15 @@
 //
 // Visibility: everything the completing task did before finishing is visible
 // to a thread once result()/exception() returned or done() returned true
-// (all state is under one absl::Mutex).
+// (all state is under State::mu, a SpinLock: its sections only copy fields).
+// A thread that blocks does so on a Blocker (absl::Mutex + CondVar) that the
+// first blocking caller creates: a future nobody blocks on, e.g. every
+// fire-and-forget submission, never creates an absl::Mutex (which costs a
+// global lock in Debian's Abseil build, see core/detail/spin_lock.h).
+// No lost wake-up: the waiter creates or finds the Blocker and reads `done`
+// under `mu`; the completer sets `done` and reads the Blocker under `mu`.
+// If the waiter came first, the completer sees the Blocker and sets its flag
+// under the Blocker's mutex, which the waiter checks under the same mutex.
 // Done callbacks run on the thread that completes the future, or at once on
 // the caller's thread if it is already done (concurrent.futures semantics).
 #pragma once
@@ -23,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 #include "absl/time/time.h"
 #include "weft/core/detail/task_base.h"
 #include "weft/core/errors.h"
@@ -40,11 +49,11 @@ class ConcurrentFuture {
 
   bool valid() const noexcept { return static_cast<bool>(s_); }
   bool done() const {
-    absl::MutexLock lock(&s_->mu);
+    detail::SpinLockHolder lock(&s_->mu);
     return s_->done;
   }
   bool cancelled() const {
-    absl::MutexLock lock(&s_->mu);
+    detail::SpinLockHolder lock(&s_->mu);
     return s_->done && s_->cancelled;
   }
 
@@ -55,8 +64,8 @@ class ConcurrentFuture {
   T result(Duration timeout) const { return result_impl(timeout); }
   // Blocks until done; the exception, or null on success.
   std::exception_ptr exception(std::optional<Duration> timeout = std::nullopt) const {
-    absl::MutexLock lock(&s_->mu);
-    wait_locked(timeout);
+    wait(timeout);
+    detail::SpinLockHolder lock(&s_->mu);
     if (s_->cancelled) throw CancelledError(s_->cancel_msg);
     return s_->exception;
   }
@@ -67,7 +76,7 @@ class ConcurrentFuture {
   bool cancel(std::string msg = {}) const {
     detail::RefPtr<detail::TaskBase> task;
     {
-      absl::MutexLock lock(&s_->mu);
+      detail::SpinLockHolder lock(&s_->mu);
       if (s_->done) return false;
       task = s_->task;
     }
@@ -79,7 +88,7 @@ class ConcurrentFuture {
   template <typename Fn>
   void add_done_callback(Fn fn) const {
     {
-      absl::MutexLock lock(&s_->mu);
+      detail::SpinLockHolder lock(&s_->mu);
       if (!s_->done) {
         s_->callbacks.emplace_back(std::move(fn));
         return;
@@ -101,8 +110,15 @@ class ConcurrentFuture {
     }
   }
 
+  // Where threads block until the future is done (see the file comment).
+  struct Blocker {
+    absl::Mutex mu;
+    absl::CondVar cv;
+    bool done ABSL_GUARDED_BY(mu) = false;
+  };
+
   struct State : std::enable_shared_from_this<State> {
-    mutable absl::Mutex mu;
+    mutable detail::SpinLock mu;
     bool done ABSL_GUARDED_BY(mu) = false;
     bool cancelled ABSL_GUARDED_BY(mu) = false;
     bool moved ABSL_GUARDED_BY(mu) = false;
@@ -113,6 +129,8 @@ class ConcurrentFuture {
     // The task completing it; dropped when done. Set before the future is
     // handed out.
     detail::RefPtr<detail::TaskBase> task ABSL_GUARDED_BY(mu);
+    // Made by the first thread that blocks; never replaced.
+    std::unique_ptr<Blocker> blocker ABSL_GUARDED_BY(mu);
     const void* runtime_id = nullptr;  // immutable after creation
 
     // First completion wins; each returns false if already done.
@@ -136,13 +154,21 @@ class ConcurrentFuture {
     template <typename F>
     bool finish(F&& set_fields) {
       std::vector<absl::AnyInvocable<void(ConcurrentFuture&)>> cbs;
+      detail::RefPtr<detail::TaskBase> finished_task;
+      Blocker* b;
       {
-        absl::MutexLock lock(&mu);
+        detail::SpinLockHolder lock(&mu);
         if (done) return false;
         done = true;
         set_fields();
-        task.reset();
+        finished_task = std::move(task);  // released outside the lock
         cbs.swap(callbacks);
+        b = blocker.get();
+      }
+      if (b != nullptr) {
+        absl::MutexLock lock(&b->mu);
+        b->done = true;
+        b->cv.SignalAll();
       }
       ConcurrentFuture self(this->shared_from_this());
       for (auto& cb : cbs) run_callback(cb, self);
@@ -152,26 +178,36 @@ class ConcurrentFuture {
 
 
  private:
-  void wait_locked(std::optional<Duration> timeout) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu) {
-    if (!s_->done) {
-      detail::LoopBase* l = detail::current_loop();
-      if (l != nullptr && l->runtime_id() == s_->runtime_id) {
-        throw RuntimeError(
-            "ConcurrentFuture::result() would block a loop of the runtime that must complete "
-            "it; co_await the task instead");
-      }
+  // Blocks until done; TimeoutError after `timeout`.
+  void wait(std::optional<Duration> timeout) const {
+    Blocker* b;
+    {
+      detail::SpinLockHolder lock(&s_->mu);
+      if (s_->done) return;
+      if (!s_->blocker) s_->blocker = std::make_unique<Blocker>();
+      b = s_->blocker.get();  // lives as long as *s_
     }
-    auto is_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu) { return s_->done; };
+    detail::LoopBase* l = detail::current_loop();
+    if (l != nullptr && l->runtime_id() == s_->runtime_id) {
+      throw RuntimeError(
+          "ConcurrentFuture::result() would block a loop of the runtime that must complete "
+          "it; co_await the task instead");
+    }
+    absl::MutexLock lock(&b->mu);
     if (!timeout) {
-      s_->mu.Await(absl::Condition(&is_done));
-    } else if (!s_->mu.AwaitWithTimeout(absl::Condition(&is_done),
-                                        absl::FromChrono(*timeout))) {
-      throw TimeoutError("ConcurrentFuture::result timed out");
+      while (!b->done) b->cv.Wait(&b->mu);
+      return;
+    }
+    const absl::Time deadline = absl::Now() + absl::FromChrono(*timeout);
+    while (!b->done) {
+      if (b->cv.WaitWithDeadline(&b->mu, deadline) && !b->done) {
+        throw TimeoutError("ConcurrentFuture::result timed out");
+      }
     }
   }
   T result_impl(std::optional<Duration> timeout) const {
-    absl::MutexLock lock(&s_->mu);
-    wait_locked(timeout);
+    wait(timeout);
+    detail::SpinLockHolder lock(&s_->mu);
     if (s_->cancelled) throw CancelledError(s_->cancel_msg);
     if (s_->exception) std::rethrow_exception(s_->exception);
     if constexpr (std::is_void_v<T>) {

@@ -190,7 +190,15 @@ void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
     if (prev == nullptr) return;  // one task in hand: we will run it ourselves
     owner.push_back(prev, rt_.inject());
   } else {
+    // The running task yielded and nothing else is queued here: this worker
+    // runs it next, so waking a peer would only make it steal the task (a
+    // lone yielding task would bounce between workers). Only this thread
+    // pushes to the ring and the LIFO slot, so "empty" cannot become false
+    // behind us (thieves only make it emptier).
+    const bool alone = how == detail::Wake::kYieldCurrent && owner.is_empty() &&
+                       lifo_.load(std::memory_order_relaxed) == nullptr;
     owner.push_back(t, rt_.inject());
+    if (alone) return;
   }
   // There is more work here than we can run right now: let a sleeper know
   // unless someone is already looking.

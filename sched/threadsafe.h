@@ -53,7 +53,7 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
   st->runtime_id = loop.runtime_id();
   auto* task = new TaskState<void>(&loop, complete_concurrent(std::move(body), ConcurrentCompleter<T>(st)), "");
   {
-    absl::MutexLock lock(&st->mu);
+    SpinLockHolder lock(&st->mu);
     st->task = RefPtr<TaskBase>(task);
   }
   RefPtr<TaskBase> owned(task, kAdoptRef);  // frees it if the runtime refuses
@@ -66,7 +66,7 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
     } catch (...) {
       // Refused: break the state -> task -> frame -> state cycle so that
       // dropping the task cancels the future and frees everything.
-      absl::MutexLock lock(&st->mu);
+      SpinLockHolder lock(&st->mu);
       st->task.reset();
       throw;
     }

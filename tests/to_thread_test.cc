@@ -142,7 +142,9 @@ WEFT_CO_TEST(ToThread, MoveOnlyArgumentIsMovedIntoTheCall) {
   EXPECT_TRUE(kAccepted)
       << "to_thread(f, std::unique_ptr<int>) does not compile when f takes the pointer by value: "
          "the arguments are passed to the call as lvalues instead of being moved into it";
-  if (kAccepted) EXPECT_EQ(co_await call_with_unique_ptr<TakesUniquePtr>(), 42);
+  if (kAccepted) {
+    EXPECT_EQ(co_await call_with_unique_ptr<TakesUniquePtr>(), 42);
+  }
   // Let the pool finish its clean-up before main returns (see
   // CompletedCallIsNotReportedAsStillRunning).
   EXPECT_TRUE(co_await pool_idle());

@@ -17,7 +17,11 @@ using Callback = absl::AnyInvocable<void()>;
 // How a task is made runnable.
 enum class Wake : unsigned char {
   kNotify,  // woken by what it waited for: run it soon (LIFO slot)
-  kYield,   // it yielded: run it after the others
+  kYield,   // new, or yielded: run it after the others
+  // The task running on this worker yielded: run it after the others. The
+  // worker is about to be free, so if nothing else is queued there is no
+  // one to wake (the task would only migrate to a woken peer).
+  kYieldCurrent,
 };
 
 // One event loop. Thread safety: every method may be called from any thread.

@@ -184,7 +184,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
 
 void TaskBase::suspend_and_yield(std::coroutine_handle<> h) noexcept {
   resume_point_ = h;
-  schedule(Wake::kYield);  // *this may now be running on another thread
+  schedule(Wake::kYieldCurrent);  // *this may now be running on another thread
 }
 
 void TaskBase::throw_if_cancel_requested() {
