@@ -31,12 +31,14 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
+#include "weft/core/detail/frame_alloc.h"
 #include "weft/core/detail/loop_base.h"
 #include "weft/core/detail/ref_ptr.h"
 #include "weft/core/errors.h"
@@ -92,6 +94,18 @@ class FutureStateBase : public RefCounted {
   enum class Outcome : std::uint8_t { kPending, kValue, kException, kCancelled };
 
   explicit FutureStateBase(LoopBase* loop) : loop_(loop), loop_id_(loop->loop_id()) {}
+
+  // Future and task states are made and freed as often as coroutine frames,
+  // so they come from the same per-thread pool. The virtual destructor makes
+  // `delete` pass the most-derived size. Over-aligned states bypass the pool.
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return ::operator new(size, align);
+  }
+  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(p, size, align);
+  }
 
   bool done() const noexcept {
     // Pairs with the acq_rel exchange in publish().
