@@ -4,23 +4,27 @@
 //
 // Usage:
 //   throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] [WORKLOAD...]
-//   throughput echo-server <max_s> | http-server <max_s>     (W8/W9: not yet)
+//   throughput [--workers=N] [--no-absl-deadlock-detection] echo-server|http-server <max_s>
 // WORKLOAD is a name (spawn_local, ...) or an id (W1..W9, any case); none
 // means W1-W7. --workers defaults to the core count. --scale multiplies the
 // sizes (for quick looks and the smoke test; figures are only comparable at
 // the default 1). --no-absl-deadlock-detection: see bench/README.md.
+// The server modes are W8's and W9's servers (servers.h): LISTEN <port> on
+// stdout, serve until SIGTERM/SIGINT/SIGKILL or for at most max_s seconds.
 //
 // Output contract: one line per figure on stdout,
 //   weft <workload> <metric> <value> <unit>
 // and everything else (progress, per-run figures, notes) on stderr.
 // Exit status: 0 when every requested figure was produced; 1 when a workload
 // failed or computed a wrong result (its figures are then not printed); 2 for
-// a bad command line, an unknown workload, or one weft cannot run yet (W7
-// offload, W8/W9 and their server modes).
+// a bad command line, an unknown workload, or W9 without wrk in $PATH, all
+// rejected before anything runs.
 //
-// Repetitions: W1, W2: 5 runs, best and median. W3: best of 3. W4-W6: median
-// of 3. Each workload gets one Runtime, reused by its runs; timing is done
-// inside the runtime (workloads.h).
+// Repetitions: W1, W2: 5 runs, best and median. W3: best of 3. W4-W7: median
+// of 3. W8, W9: one run of the defined length (0.5 s + 5 s; 5 s). Each of
+// W1-W7 gets one Runtime, reused by its runs; timing is done inside the
+// runtime (workloads.h). W8 and W9 start this binary as their server
+// (net_workloads.h).
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -35,6 +39,9 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "weft/bench/child_process.h"
+#include "weft/bench/net_workloads.h"
+#include "weft/bench/servers.h"
 #include "weft/bench/workloads.h"
 #include "weft/weft.h"
 
@@ -235,14 +242,11 @@ void run_timers(const Options& o) {
                               std::vector<double>& out) {
     for (int run = 1; run <= kMedianRuns; ++run) {
       TimeoutsResult r = fn(rt, timeouts);
-      if (!check(r.completed == timeouts, "timers",
-                 std::string(label) + ": " + std::to_string(r.completed) + " of " +
-                     std::to_string(timeouts) + " completed") ||
-          !check(r.fired == 0, "timers",
+      if (!check(r.fired == 0, "timers",
                  std::string(label) + ": " + std::to_string(r.fired) + " timeouts fired") ||
-          !check(r.not_cancelled == 0, "timers",
-                 std::string(label) + ": " + std::to_string(r.not_cancelled) +
-                     " timers could not be cancelled")) {
+          !check(r.completed == timeouts, "timers",
+                 std::string(label) + ": the awaited values add up to " +
+                     std::to_string(r.completed) + ", expected " + std::to_string(timeouts))) {
         return false;
       }
       out.push_back(r.seconds * 1e9 / timeouts);
@@ -261,36 +265,121 @@ void run_timers(const Options& o) {
   emit("timers", "ns_per_timeout_armed", median_of(armed_ns), 1, "ns");
 }
 
+constexpr auto kOffloadWork = std::chrono::microseconds(2);
+
+void run_offload(const Options& o) {
+  const std::uint32_t calls = scaled(20'000, o);
+  const std::uint32_t tasks = std::min<std::uint32_t>(256, calls);
+  const OffloadWork work = calibrate_offload_work(kOffloadWork);
+  progress("  offload: %llu chain steps per call, %.0f ns per call on this thread",
+           static_cast<unsigned long long>(work.iterations), work.ns_per_call);
+  Runtime rt(runtime_options(o));
+  std::vector<double> rates;
+  for (int run = 1; run <= kMedianRuns; ++run) {
+    OffloadResult r = offload(rt, calls, tasks, work);
+    if (!check(r.completed == calls, "offload",
+               std::to_string(r.completed) + " of " + std::to_string(calls) +
+                   " calls returned the expected value") ||
+        !check(r.on_loop_thread == 0, "offload",
+               std::to_string(r.on_loop_thread) + " calls ran on a loop's thread")) {
+      return;
+    }
+    rates.push_back(calls / r.seconds);
+    progress("  offload run %d/%d: %u calls from %u tasks in %.1f ms = %.0f calls/s", run,
+             kMedianRuns, calls, tasks, r.seconds * 1e3, rates.back());
+  }
+  emit("offload", "calls_per_s", median_of(rates), 0, "calls/s");
+  emit("offload", "work_ns", work.ns_per_call, 0, "ns");
+}
+
+// This binary in a server mode, with the same runtime options.
+ServerCommand server_command(const Options& o) {
+  ServerCommand c;
+  c.exe = "/proc/self/exe";
+  c.flags.push_back("--workers=" + std::to_string(o.workers));
+  if (o.absl_deadlock_detection_off) c.flags.push_back("--no-absl-deadlock-detection");
+  return c;
+}
+
+bool check_server_exit(const char* workload, int status) {
+  return check(status == 0, workload,
+               "its server did not exit cleanly when stopped: " + describe_wait_status(status));
+}
+
+void run_tcp_echo(const Options& o) {
+  using std::chrono::duration_cast;
+  using std::chrono::nanoseconds;
+  EchoLoadOptions load;
+  load.connections = 64;
+  load.message_size = 64;
+  load.warmup = duration_cast<nanoseconds>(std::chrono::duration<double>(0.5 * o.scale));
+  load.duration = duration_cast<nanoseconds>(std::chrono::duration<double>(5.0 * o.scale));
+  TcpEchoResult r = tcp_echo(server_command(o), load);
+  progress("  tcp_echo: port %u, %u connections x %zu-byte messages: %llu sent, %llu echoes "
+           "verified, %llu in the %.2f s window; max latency %.0f us",
+           r.port, r.load.connections, load.message_size,
+           static_cast<unsigned long long>(r.load.sent),
+           static_cast<unsigned long long>(r.load.verified),
+           static_cast<unsigned long long>(r.load.measured), r.load.seconds, r.load.max_us);
+  if (!check(r.load.verified == r.load.sent, "tcp_echo",
+             std::to_string(r.load.verified) + " of " + std::to_string(r.load.sent) +
+                 " messages echoed") ||
+      !check(r.load.measured > 0, "tcp_echo", "no message completed in the measured window") ||
+      !check_server_exit("tcp_echo", r.server_status)) {
+    return;
+  }
+  emit("tcp_echo", "msgs_per_s", r.load.msgs_per_s, 0, "msgs/s");
+  emit("tcp_echo", "p50_us", r.load.p50_us, 1, "us");
+  emit("tcp_echo", "p99_us", r.load.p99_us, 1, "us");
+}
+
+WrkOptions wrk_options(const Options& o) {
+  WrkOptions w;
+  w.threads = 1;
+  w.connections = 64;
+  w.seconds = static_cast<std::uint32_t>(std::max(1.0, std::round(5 * o.scale)));
+  return w;
+}
+
+void run_http_hello(const Options& o) {
+  const WrkOptions w = wrk_options(o);
+  HttpHelloResult r = http_hello(server_command(o), w);
+  progress("  http_hello: port %u, wrk -t%u -c%u -d%us: %llu requests, %llu socket errors, "
+           "%llu non-2xx/3xx",
+           r.port, w.threads, w.connections, w.seconds,
+           static_cast<unsigned long long>(r.wrk.requests),
+           static_cast<unsigned long long>(r.wrk.socket_errors),
+           static_cast<unsigned long long>(r.wrk.non_2xx));
+  if (!check(r.wrk.requests > 0, "http_hello", "wrk completed no request") ||
+      !check(r.wrk.non_2xx == 0, "http_hello",
+             std::to_string(r.wrk.non_2xx) + " responses were not 2xx/3xx") ||
+      !check(r.wrk.socket_errors == 0, "http_hello",
+             "wrk counted " + std::to_string(r.wrk.socket_errors) + " socket errors") ||
+      !check_server_exit("http_hello", r.server_status)) {
+    return;
+  }
+  emit("http_hello", "req_per_s", r.wrk.req_per_s, 0, "req/s");
+  emit("http_hello", "p50_us", r.wrk.p50_us, 1, "us");
+  emit("http_hello", "p99_us", r.wrk.p99_us, 1, "us");
+}
+
 // --- Registry -------------------------------------------------------------------
 
 struct Workload {
   const char* id;
   const char* name;
   void (*run)(const Options&);
+  bool by_default;  // run when no workload is named (W1-W7)
 };
 
-// What the harness measures today, in the README's order.
+// The README's workloads, in its order.
 constexpr Workload kWorkloads[] = {
-    {"W1", "spawn_local", run_spawn_local}, {"W2", "spawn_remote", run_spawn_remote},
-    {"W3", "fib", run_fib},                 {"W4", "ping_pong", run_ping_pong},
-    {"W5", "yield_many", run_yield_many},   {"W6", "timers", run_timers},
+    {"W1", "spawn_local", run_spawn_local, true}, {"W2", "spawn_remote", run_spawn_remote, true},
+    {"W3", "fib", run_fib, true},                 {"W4", "ping_pong", run_ping_pong, true},
+    {"W5", "yield_many", run_yield_many, true},   {"W6", "timers", run_timers, true},
+    {"W7", "offload", run_offload, true},         {"W8", "tcp_echo", run_tcp_echo, false},
+    {"W9", "http_hello", run_http_hello, false},
 };
-
-// README workloads weft cannot run yet, and why. A workload moves to
-// kWorkloads when the API it needs lands.
-struct NotYet {
-  const char* id;
-  const char* name;
-  const char* why;
-};
-constexpr NotYet kNotYet[] = {
-    {"W7", "offload", "weft::to_thread is not implemented yet"},
-    {"W8", "tcp_echo", "it needs weft's io layer (served by `echo-server <max_s>`), not written yet"},
-    {"W9", "http_hello",
-     "it needs weft's io layer (served by `http-server <max_s>`), not written yet"},
-};
-// The README's default set: W1-W7.
-constexpr std::string_view kDefaultLast = "W7";
 
 bool matches(std::string_view arg, const char* id, const char* name) {
   if (arg == name) return true;
@@ -302,17 +391,19 @@ void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] "
                "[WORKLOAD...]\n"
-               "       throughput echo-server <max_s> | http-server <max_s>\n"
-               "WORKLOAD: a name or W1..W9; none runs W1-W7. Available:");
+               "       throughput [--workers=N] [--no-absl-deadlock-detection] "
+               "echo-server|http-server <max_s>\n"
+               "WORKLOAD: a name or W1..W9; none runs W1-W7:");
   for (const Workload& w : kWorkloads) std::fprintf(f, " %s(%s)", w.id, w.name);
-  std::fprintf(f, "\nNot yet:");
-  for (const NotYet& w : kNotYet) std::fprintf(f, " %s(%s)", w.id, w.name);
   std::fprintf(f,
                "\n--workers=N  worker threads (default: the core count)\n"
                "--scale=F    multiply the workload sizes by F in (0, 1] (default 1)\n"
                "--no-absl-deadlock-detection\n"
                "             switch off Abseil's mutex deadlock detection (also:\n"
-               "             WEFT_BENCH_ABSL_DEADLOCK_DETECTION=off); see bench/README.md\n");
+               "             WEFT_BENCH_ABSL_DEADLOCK_DETECTION=off); see bench/README.md\n"
+               "echo-server, http-server: W8's and W9's servers on 127.0.0.1 (prints\n"
+               "             LISTEN <port>; stops on SIGTERM or after max_s seconds)\n"
+               "W9 runs wrk, which must be in PATH.\n");
 }
 
 bool parse_uint(std::string_view s, std::uint32_t* out) {
@@ -326,21 +417,48 @@ bool parse_uint(std::string_view s, std::uint32_t* out) {
   return true;
 }
 
+void apply_absl_deadlock_detection(Options& opts) {
+  if (const char* env = std::getenv("WEFT_BENCH_ABSL_DEADLOCK_DETECTION")) {
+    if (std::string_view(env) == "off") opts.absl_deadlock_detection_off = true;
+  }
+  if (opts.absl_deadlock_detection_off) {
+    // Opt-in only, so that the default figures are what a weft user gets.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+}
+
+// `echo-server <max_s>` / `http-server <max_s>`: args are what follows the mode.
+int server_main(Options& opts, ServerKind kind, const std::vector<std::string_view>& args) {
+  const char* mode = kind == ServerKind::kEcho ? "echo-server" : "http-server";
+  double max_s = 0;
+  if (args.size() == 1) {
+    std::string v(args[0]);
+    char* end = nullptr;
+    max_s = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0') max_s = 0;
+  }
+  if (args.size() != 1 || !(max_s > 0 && max_s <= 86400)) {
+    std::fprintf(stderr, "error: want `%s <max_s>` with 0 < max_s <= 86400 (seconds)\n", mode);
+    return 2;
+  }
+  if (opts.scale != 1) {
+    std::fprintf(stderr, "error: --scale does not apply to %s\n", mode);
+    return 2;
+  }
+  apply_absl_deadlock_detection(opts);
+  try {
+    return run_server(kind, max_s, opts.workers);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s: %s\n", mode, e.what());
+    return 1;
+  }
+}
+
 int harness_main(int argc, char** argv) {
   Options opts;
   opts.workers = std::max(1u, std::thread::hardware_concurrency());
   std::vector<const Workload*> selected;
 
-  if (argc >= 2) {
-    std::string_view mode = argv[1];
-    if (mode == "echo-server" || mode == "http-server") {
-      std::fprintf(stderr,
-                   "error: `%s` (W%c) is not supported yet: weft's io layer (sockets, streams) "
-                   "is not written; no server was started\n",
-                   argv[1], mode == "echo-server" ? '8' : '9');
-      return 2;
-    }
-  }
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -368,6 +486,15 @@ int harness_main(int argc, char** argv) {
       }
       continue;
     }
+    if (a == "echo-server" || a == "http-server") {
+      if (!selected.empty()) {
+        std::fprintf(stderr, "error: `%s` is a mode of its own: no workloads with it\n", argv[i]);
+        return 2;
+      }
+      // Options may come first; everything after the mode is its argument.
+      std::vector<std::string_view> rest(argv + i + 1, argv + argc);
+      return server_main(opts, a == "echo-server" ? ServerKind::kEcho : ServerKind::kHttp, rest);
+    }
     const Workload* found = nullptr;
     for (const Workload& w : kWorkloads) {
       if (matches(a, w.id, w.name)) found = &w;
@@ -376,28 +503,26 @@ int harness_main(int argc, char** argv) {
       selected.push_back(found);
       continue;
     }
-    for (const NotYet& w : kNotYet) {
-      if (matches(a, w.id, w.name)) {
-        std::fprintf(stderr, "error: %s (%s) cannot be measured yet: %s\n", w.id, w.name, w.why);
-        return 2;
-      }
-    }
     std::fprintf(stderr, "error: unknown workload or option `%s`\n", argv[i]);
     usage(stderr);
     return 2;
   }
 
-  const bool defaults = selected.empty();
-  if (defaults) {
-    for (const Workload& w : kWorkloads) selected.push_back(&w);
+  if (selected.empty()) {
+    for (const Workload& w : kWorkloads) {
+      if (w.by_default) selected.push_back(&w);
+    }
   }
-  if (const char* env = std::getenv("WEFT_BENCH_ABSL_DEADLOCK_DETECTION")) {
-    if (std::string_view(env) == "off") opts.absl_deadlock_detection_off = true;
+  for (const Workload* w : selected) {
+    if (w->run == run_http_hello && find_in_path(wrk_options(opts).wrk).empty()) {
+      std::fprintf(stderr,
+                   "error: W9 (http_hello) needs wrk, which is not in PATH (%s); install it "
+                   "(Debian: apt-get install wrk, or tools/setup.sh). Nothing was run.\n",
+                   std::getenv("PATH") != nullptr ? std::getenv("PATH") : "unset");
+      return 2;
+    }
   }
-  if (opts.absl_deadlock_detection_off) {
-    // Opt-in only, so that the default figures are what a weft user gets.
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  apply_absl_deadlock_detection(opts);
   progress("throughput: %u workers%s; Abseil mutex deadlock detection: %s", opts.workers,
            opts.scale == 1 ? "" : (", scale " + std::to_string(opts.scale) +
                                    " (figures not comparable with the README's)")
@@ -405,7 +530,7 @@ int harness_main(int argc, char** argv) {
            opts.absl_deadlock_detection_off
                ? "off (--no-absl-deadlock-detection)"
                : "library default (on if libabsl was built without NDEBUG, as Debian's is; "
-                 "it costs every task's absl::Mutex a global graph update)");
+                 "it costs every absl::Mutex lock a global graph update)");
   for (const Workload* w : selected) {
     progress("%s %s ...", w->id, w->name);
     try {
@@ -416,13 +541,6 @@ int harness_main(int argc, char** argv) {
     } catch (const CancelledError& e) {
       std::fprintf(stderr, "error: %s was cancelled: %s\n", w->name, e.what());
       g_failed = true;
-    }
-  }
-  if (defaults) {
-    for (const NotYet& w : kNotYet) {
-      if (std::string_view(w.id) <= kDefaultLast) {
-        progress("%s %s: skipped, %s", w.id, w.name, w.why);
-      }
     }
   }
   return g_failed ? 1 : 0;

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "weft/core/detail/loop_base.h"
 #include "weft/weft.h"
 
 namespace weft::bench {
@@ -87,15 +89,11 @@ Coro<void> remote_task(RemoteRun* run) {
   co_return;
 }
 
-// THE remote submission of W2, from a thread that is not a worker.
-// Stand-in until the thread-safe submission API is the one to measure: a task
-// pinned to loop i % workers (Loop::create_pinned_task is thread-safe; round
-// robin because pinned tasks are never stolen). To switch, replace the body
-// with:
-//     weft::run_coroutine_threadsafe(std::move(body), rt);
-// (and drop the returned ConcurrentFuture, or keep it if the API requires).
-void submit_remote(Runtime& rt, std::uint32_t i, Coro<void> body) {
-  rt.loop(i % rt.num_workers()).create_pinned_task(std::move(body));
+// THE remote submission of W2, from a thread that is not a worker. The task
+// may run on any worker. The ConcurrentFuture is dropped: the task runs to
+// completion without it, and the last task signals the end of the run.
+void submit_remote(Runtime& rt, Coro<void> body) {
+  (void)run_coroutine_threadsafe(std::move(body), rt);
 }
 
 Coro<SpawnRemoteResult> spawn_remote_main(std::uint32_t n) {
@@ -104,7 +102,7 @@ Coro<SpawnRemoteResult> spawn_remote_main(std::uint32_t n) {
   double seconds = 0;
   std::thread submitter([&rt, &run, &seconds] {
     const auto t0 = WallClock::now();
-    for (std::uint32_t i = 0; i < run.n; ++i) submit_remote(rt, i, remote_task(&run));
+    for (std::uint32_t i = 0; i < run.n; ++i) submit_remote(rt, remote_task(&run));
     run.all_ran.wait(false, std::memory_order_acquire);
     seconds = seconds_since(t0);
   });
@@ -144,47 +142,31 @@ Coro<FibResult> fib_main(int n) {
 // ---------------------------------------------------------------------------
 // W4 ping_pong
 
-// A one-slot channel built from futures until weft::Queue exists: one
-// Future per message. The receiver, after taking a message, replaces the
-// future with a fresh one before it answers; the sender of the next message
-// only sends after that answer, so the handle is never read and written at
-// once. Exactly one message may be in flight (enough for ping-pong).
-struct OneSlot {
-  Future<std::uint64_t> message;
+// The one-slot channels of W4: a bounded weft::Queue with room for one
+// message, so a put waits while the previous message was not taken.
+using OneSlot = Queue<std::uint64_t>;
+constexpr std::size_t kOneSlot = 1;
 
-  void send(std::uint64_t v) const {
-    // Complete through a copy: the receiver may wake on another worker and
-    // replace `message` (dropping its reference) while set_result is still
-    // running here.
-    Future<std::uint64_t> m = message;
-    m.set_result(v);
-  }
-};
-
-// Receiving is written inline at the call sites (a Coro would add a frame
-// per message): `v = co_await ch->message;` then re-arm the slot with
-// `ch->message = Future<std::uint64_t>();` before answering.
 Coro<std::uint64_t> ping(OneSlot* out, OneSlot* in, std::uint32_t round_trips) {
   std::uint64_t counter = 0;
   for (std::uint32_t i = 0; i < round_trips; ++i) {
-    out->send(counter + 1);
-    counter = co_await in->message;
-    in->message = Future<std::uint64_t>();
+    co_await out->put(counter + 1);
+    counter = co_await in->get();
   }
   co_return counter;
 }
 
 Coro<void> pong(OneSlot* in, OneSlot* out, std::uint32_t round_trips) {
   for (std::uint32_t i = 0; i < round_trips; ++i) {
-    std::uint64_t v = co_await in->message;
-    in->message = Future<std::uint64_t>();
-    out->send(v + 1);
+    const std::uint64_t v = co_await in->get();
+    co_await out->put(v + 1);
   }
 }
 
 Coro<PingPongResult> ping_pong_main(std::uint32_t round_trips) {
-  OneSlot a_to_b;
-  OneSlot b_to_a;
+  // In this frame, which outlives both tasks (joined below).
+  OneSlot a_to_b(kOneSlot);
+  OneSlot b_to_a(kOneSlot);
   const auto t0 = WallClock::now();
   Task<void> b = create_task(pong(&a_to_b, &b_to_a, round_trips));
   Task<std::uint64_t> a = create_task(ping(&a_to_b, &b_to_a, round_trips));
@@ -256,60 +238,92 @@ Coro<TimersResult> timers_main(std::uint32_t n, Duration max_sleep) {
 
 // --- W6 timeouts ---
 
-struct TimeoutCounters {
-  // Relaxed: counts read after the run; a callback (which should never run)
-  // could run on another loop than the task.
-  std::atomic<std::uint64_t> fired{0};
-  std::uint64_t not_cancelled = 0;  // touched only by the measuring task
-};
-
-// ONE timeout that never fires around an already-finished awaitable.
-// Stand-in for `co_await weft::wait_for(ready, kTimeoutThatNeverFires)`:
-// arms a timer (call_later), awaits, cancels the timer. The callback captures
-// one pointer, as a real timeout's would (it must know what to cancel).
-Coro<std::uint64_t> wait_ready_with_timeout(const Future<std::uint64_t>& ready,
-                                            TimeoutCounters* c) {
-  TimerHandle timer =
-      call_later(kTimeoutThatNeverFires, [c] { c->fired.fetch_add(1, std::memory_order_relaxed); });
-  std::uint64_t v = co_await ready;
-  if (!timer.cancel()) ++c->not_cancelled;
-  co_return v;
-}
-
-// ONE timeout, armed in the timer structure while the awaitable is pending,
-// then cancelled. Stand-in for
-// `co_await weft::wait_for(weft::sleep(Duration(0)), kTimeoutThatNeverFires)`:
-// the awaited operation is one yield (the cheapest one that suspends).
-Coro<void> wait_pending_with_timeout(TimeoutCounters* c) {
-  TimerHandle timer =
-      call_later(kTimeoutThatNeverFires, [c] { c->fired.fetch_add(1, std::memory_order_relaxed); });
+// sleep(0)'s body (one yield_now) with a value, so that the caller can check
+// that wait_for handed back what the awaitable computed.
+Coro<std::uint64_t> yield_once() {
   co_await yield_now();
-  if (!timer.cancel()) ++c->not_cancelled;
+  co_return 1;
 }
 
 Coro<TimeoutsResult> timeouts_ready_main(std::uint32_t n) {
   Future<std::uint64_t> ready;
   ready.set_result(1);
-  TimeoutCounters c;
-  std::uint64_t completed = 0;
+  TimeoutsResult r;
+  r.timeouts = n;
   const auto t0 = WallClock::now();
-  for (std::uint32_t i = 0; i < n; ++i) completed += co_await wait_ready_with_timeout(ready, &c);
-  const double seconds = seconds_since(t0);
-  co_return TimeoutsResult{n, completed, c.fired.load(std::memory_order_relaxed),
-                           c.not_cancelled, seconds};
+  for (std::uint32_t i = 0; i < n; ++i) {
+    try {
+      r.completed += co_await wait_for(ready, kTimeoutThatNeverFires);
+    } catch (const TimeoutError&) {
+      ++r.fired;
+    }
+  }
+  r.seconds = seconds_since(t0);
+  co_return r;
 }
 
 Coro<TimeoutsResult> timeouts_armed_main(std::uint32_t n) {
-  TimeoutCounters c;
-  std::uint64_t completed = 0;
+  TimeoutsResult r;
+  r.timeouts = n;
   const auto t0 = WallClock::now();
   for (std::uint32_t i = 0; i < n; ++i) {
-    co_await wait_pending_with_timeout(&c);
-    ++completed;
+    try {
+      r.completed += co_await wait_for(yield_once(), kTimeoutThatNeverFires);
+    } catch (const TimeoutError&) {
+      ++r.fired;
+    }
   }
-  const double seconds = seconds_since(t0);
-  co_return TimeoutsResult{n, completed, c.fired.load(std::memory_order_relaxed),
-                           c.not_cancelled, seconds};
+  r.seconds = seconds_since(t0);
+  co_return r;
+}
+
+// ---------------------------------------------------------------------------
+// W7 offload
+
+// What the tasks of one run share; in the main task's frame, which outlives
+// every task (all are joined before it returns).
+struct OffloadRun {
+  std::uint64_t iterations = 0;
+  std::uint64_t expected = 0;  // offload_work(iterations)
+  // Relaxed: only totals matter, read after every task was joined (the joins
+  // order the increments before the reads).
+  std::atomic<std::uint64_t> on_loop_thread{0};
+};
+
+// The offloaded call: the work, plus a check of where it ran.
+std::uint64_t offloaded_call(OffloadRun* run) {
+  if (detail::current_loop() != nullptr) run->on_loop_thread.fetch_add(1, std::memory_order_relaxed);
+  return offload_work(run->iterations);
+}
+
+// One task's share: offload, await, repeat. Returns the calls that returned
+// the expected value.
+Coro<std::uint64_t> offloader(OffloadRun* run, std::uint32_t calls) {
+  std::uint64_t good = 0;
+  for (std::uint32_t i = 0; i < calls; ++i) {
+    if (co_await to_thread(offloaded_call, run) == run->expected) ++good;
+  }
+  co_return good;
+}
+
+Coro<OffloadResult> offload_main(std::uint32_t calls, std::uint32_t tasks,
+                                 std::uint64_t iterations, std::uint64_t expected) {
+  OffloadRun run;
+  run.iterations = iterations;
+  run.expected = expected;
+  const auto t0 = WallClock::now();
+  std::vector<Task<std::uint64_t>> all;
+  all.reserve(tasks);
+  for (std::uint32_t i = 0; i < tasks; ++i) {
+    all.push_back(create_task(offloader(&run, calls / tasks + (i < calls % tasks ? 1 : 0))));
+  }
+  OffloadResult r;
+  for (Task<std::uint64_t>& t : all) r.completed += co_await t;
+  r.seconds = seconds_since(t0);
+  r.calls = calls;
+  r.tasks = tasks;
+  r.on_loop_thread = run.on_loop_thread.load(std::memory_order_relaxed);
+  co_return r;
 }
 
 }  // namespace
@@ -369,6 +383,58 @@ TimeoutsResult timeouts_ready(Runtime& rt, std::uint32_t n) {
 TimeoutsResult timeouts_armed(Runtime& rt, std::uint32_t n) {
   require_positive(n, "timeouts_armed");
   return rt.run(timeouts_armed_main(n));
+}
+
+std::uint64_t offload_work(std::uint64_t iterations) {
+  // A 64-bit LCG step per iteration (multiply + add: ~4 cycles of latency).
+  // The asm statement makes `x` opaque to the optimiser at every step, so the
+  // loop can be neither folded into a closed form nor vectorised.
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    asm volatile("" : "+r"(x));
+  }
+  return x;
+}
+
+OffloadWork calibrate_offload_work(Duration target) {
+  if (target <= Duration(0) || target > std::chrono::seconds(1)) {
+    throw std::invalid_argument("calibrate_offload_work: the target must be in (0, 1 s]");
+  }
+  // Nanoseconds per iteration: the fastest of several timings of a long
+  // chain (a preemption or a busy sibling core only makes a timing slower).
+  constexpr std::uint64_t kProbe = 200'000;
+  double best_ns_per_iter = 1e9;
+  for (int i = 0; i < 7; ++i) {
+    const auto t0 = WallClock::now();
+    const std::uint64_t v = offload_work(kProbe);
+    const double ns = std::chrono::duration<double, std::nano>(WallClock::now() - t0).count();
+    if (v == 0) continue;  // never true; keeps `v` alive
+    best_ns_per_iter = std::min(best_ns_per_iter, ns / kProbe);
+  }
+  OffloadWork w;
+  w.iterations = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::llround(static_cast<double>(target.count()) /
+                                                 best_ns_per_iter)));
+  // One call as the workload makes it: the median of many timed calls.
+  std::vector<double> ns(101);
+  for (double& x : ns) {
+    const auto t0 = WallClock::now();
+    const std::uint64_t v = offload_work(w.iterations);
+    x = std::chrono::duration<double, std::nano>(WallClock::now() - t0).count();
+    if (v == 0) x = 0;  // never true; keeps `v` alive
+  }
+  std::nth_element(ns.begin(), ns.begin() + ns.size() / 2, ns.end());
+  w.ns_per_call = ns[ns.size() / 2];
+  return w;
+}
+
+OffloadResult offload(Runtime& rt, std::uint32_t calls, std::uint32_t tasks, OffloadWork work) {
+  require_positive(calls, "offload");
+  require_positive(tasks, "offload");
+  if (work.iterations == 0) throw std::invalid_argument("offload: the work has no iterations");
+  tasks = std::min(tasks, calls);
+  return rt.run(offload_main(calls, tasks, work.iterations, offload_work(work.iterations)));
 }
 
 }  // namespace weft::bench

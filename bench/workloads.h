@@ -1,5 +1,6 @@
-// The workloads of the throughput harness (shared/perf/README.md, W1-W6), one
-// function per workload and run, with the sizes as parameters.
+// The workloads of the throughput harness (shared/perf/README.md, W1-W7), one
+// function per workload and run, with the sizes as parameters. W8 and W9
+// (servers measured over loopback) are in net_workloads.h.
 //
 // Each function runs ONE repetition of its workload on `rt` (one
 // `Runtime::run`), times it from inside the runtime (the runtime's start-up
@@ -9,16 +10,15 @@
 // with small sizes. Repetitions, statistics and the output format are the
 // harness's business, not this file's.
 //
-// Stand-ins: some APIs the README's definitions name are not written yet. Each
-// stand-in lives in one clearly named function in workloads.cc, to be switched
-// to the real API when it lands:
-//  - W2: `submit_remote()` uses `Loop::create_pinned_task` (thread-safe) until
-//    `weft::run_coroutine_threadsafe` is the submission API.
-//  - W4: a one-slot channel made of one `weft::Future<int>` per message
-//    (`OneSlot`), until `weft::Queue` exists.
-//  - W6: `wait_ready_with_timeout()` / `wait_pending_with_timeout()` arm a
-//    `call_later` timer and cancel it, until `weft::wait_for` exists.
-//  - W7 (to_thread offload) is not here at all yet.
+// Every workload uses the API its definition names, as a weft user would:
+//  - W2 submits with `weft::run_coroutine_threadsafe(coro, rt)` from a plain
+//    std::thread and drops the returned ConcurrentFuture (the last task
+//    signals completion; nothing blocks on each submission);
+//  - W4 passes the counter through two `weft::Queue<std::uint64_t>(1)`;
+//  - W6's timeouts are `weft::wait_for(aw, 10s)`: around an already-finished
+//    Future (`ns_per_timeout`), and around a Coro that suspends once, like
+//    `weft::sleep(0s)` (`ns_per_timeout_armed`);
+//  - W7 offloads calibrated busy-work with `weft::to_thread`.
 //
 // Thread safety: call these from a thread that is not running a weft loop;
 // `rt` must not be running.
@@ -48,8 +48,9 @@ struct SpawnRemoteResult {
   double seconds = 0;       // measured by the plain thread: first submit to "all ran"
 };
 // A plain std::thread (not a worker) submits `n` tasks to the running
-// runtime and waits until all of them ran; meanwhile the runtime's main task
-// awaits a Future that the last task completes.
+// runtime with run_coroutine_threadsafe and waits until all of them ran;
+// meanwhile the runtime's main task awaits a Future that the last task
+// completes.
 SpawnRemoteResult spawn_remote(Runtime& rt, std::uint32_t n);
 
 // --- W3 fib -----------------------------------------------------------------
@@ -72,7 +73,9 @@ struct PingPongResult {
   std::uint64_t counter = 0;  // +1 per message: 2 * round_trips at the end
   double seconds = 0;
 };
-// Two tasks pass a counter back and forth through two one-slot channels.
+// Two tasks pass a counter back and forth through two one-slot channels,
+// weft::Queue<std::uint64_t> with maxsize 1: ping puts counter + 1 into one
+// and gets the answer from the other; pong gets, adds one and puts it back.
 PingPongResult ping_pong(Runtime& rt, std::uint32_t round_trips);
 
 // --- W5 yield_many ----------------------------------------------------------
@@ -103,20 +106,50 @@ TimersResult timers(Runtime& rt, std::uint32_t tasks, Duration max_sleep);
 
 struct TimeoutsResult {
   std::uint32_t timeouts = 0;
-  std::uint64_t completed = 0;   // awaits that returned normally (== timeouts)
-  std::uint64_t fired = 0;       // timeout callbacks that ran (== 0)
-  std::uint64_t not_cancelled = 0;  // cancel() calls that returned false (== 0)
+  std::uint64_t completed = 0;  // sum of the values wait_for returned: each is 1 (== timeouts)
+  std::uint64_t fired = 0;      // wait_for calls that raised TimeoutError (== 0)
   double seconds = 0;
 };
 // The README's deadline for these timeouts: long enough never to fire.
 inline constexpr Duration kTimeoutThatNeverFires = std::chrono::seconds(10);
-// `n` timeouts that never fire around an already-finished awaitable, one
-// after the other in one task (`ns_per_timeout`).
+// `n` times, one after the other in one task,
+// `co_await weft::wait_for(ready, kTimeoutThatNeverFires)` where `ready` is a
+// Future<std::uint64_t> already holding 1 (`ns_per_timeout`). weft's wait_for
+// returns an already-finished awaitable's value without arming a timer.
 TimeoutsResult timeouts_ready(Runtime& rt, std::uint32_t n);
-// `n` timeouts around an awaitable that is still pending when the timeout is
-// armed (it completes one scheduler round later), so the timer sits in the
-// loop's timer structure across a suspension before it is cancelled
-// (`ns_per_timeout_armed`).
+// `n` times `co_await weft::wait_for(yield_once(), kTimeoutThatNeverFires)`,
+// where yield_once() is a Coro that yields once (sleep(0)'s body) and returns
+// 1: wait_for wraps it in a task, finds it pending, arms the timer, suspends
+// until the task finished and cancels the timer (`ns_per_timeout_armed`).
 TimeoutsResult timeouts_armed(Runtime& rt, std::uint32_t n);
+
+// --- W7 offload -------------------------------------------------------------
+// The CPU work of one offloaded call: `iterations` steps of a dependency
+// chain (each step needs the previous one's result; an empty asm statement
+// keeps the compiler from folding or vectorising it).
+struct OffloadWork {
+  std::uint64_t iterations = 0;
+  double ns_per_call = 0;  // measured on this thread: median of timed calls
+};
+// Calibrates the chain so that one call takes about `target` on this machine
+// (timed on the calling thread: the fastest of several timings, so that a
+// busy moment does not shrink the work), then measures one call.
+// std::invalid_argument for a target that is not positive or above 1 s.
+OffloadWork calibrate_offload_work(Duration target);
+// Runs the work once; what every offloaded call returns (its value depends
+// only on `iterations`, so the results can be checked).
+std::uint64_t offload_work(std::uint64_t iterations);
+
+struct OffloadResult {
+  std::uint32_t calls = 0;
+  std::uint32_t tasks = 0;
+  std::uint64_t completed = 0;     // calls whose result was the expected value (== calls)
+  std::uint64_t on_loop_thread = 0;  // calls that ran on a loop's thread (== 0)
+  double seconds = 0;              // first offload to the last task joined
+};
+// `tasks` tasks (at most `calls`) share `calls` calls, task i doing
+// calls / tasks (+1 for the first calls % tasks) of them one after the other:
+// `co_await weft::to_thread(offload_work, work.iterations)` in a loop.
+OffloadResult offload(Runtime& rt, std::uint32_t calls, std::uint32_t tasks, OffloadWork work);
 
 }  // namespace weft::bench
