@@ -235,21 +235,32 @@ Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = st
 // Cancelling the waiter cancels `aw` too (and waits for it).
 template <typename A>
 Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) {
-  auto f = detail::AwaitableTraits<std::decay_t<A>>::to_future(std::move(aw));
+  using Traits = detail::AwaitableTraits<std::decay_t<A>>;
+  if (timeout && timeout->count() < 0) {
+    throw std::invalid_argument(
+        absl::StrFormat("wait_for: negative timeout (%d ns)", timeout->count()));
+  }
+  auto f = [&] {
+    // We suspend on a new task at once: let it run next on this worker.
+    if constexpr (std::is_same_v<std::decay_t<A>, Coro<detail::AwaitableValue<A>>>) {
+      return detail::create_task_to_await(std::move(aw));
+    } else {
+      return Traits::to_future(std::move(aw));
+    }
+  }();
   if (!timeout) co_return co_await f;
-  if (timeout->count() < 0) throw std::invalid_argument("wait_for: negative timeout");
   if (f.done()) co_return f.take();
-  const std::string msg = absl::StrFormat("wait_for: timeout of %dns expired", timeout->count());
-  auto timed_out = std::make_shared<std::atomic<bool>>(false);
-  TimerHandle timer;
-  auto expire = [f, timed_out, msg] {
-    timed_out->store(true, std::memory_order_release);
-    f.cancel(msg);
+  // The callback captures 16 bytes (no allocation) and formats its message
+  // only if it fires, which most timeouts never do.
+  const Duration d = *timeout;
+  auto expire = [f, d] {
+    f.cancel(absl::StrFormat("wait_for: timeout of %dns expired", d.count()));
   };
-  if (timeout->count() == 0) {
+  TimerHandle timer;
+  if (d.count() == 0) {
     expire();
   } else {
-    timer = call_later(*timeout, expire);
+    timer = call_later(d, expire);
   }
   std::exception_ptr cancelled;
   try {
@@ -257,15 +268,15 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   } catch (const CancelledError&) {
     cancelled = std::current_exception();
   }
+  // Only this task cancels the timer: false means it fired (or is firing).
+  const bool fired = d.count() == 0 || !timer.cancel();
   if (cancelled) {
-    timer.cancel();
     f.cancel();
     co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
     std::rethrow_exception(cancelled);
   }
-  timer.cancel();
-  if (f.cancelled() && timed_out->load(std::memory_order_acquire)) {
-    throw TimeoutError(msg);
+  if (f.cancelled() && fired) {
+    throw TimeoutError(absl::StrFormat("wait_for: timeout of %dns expired", d.count()));
   }
   co_return f.take();  // the value even if the timer fired, or aw's own error
 }

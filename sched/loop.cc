@@ -122,7 +122,8 @@ TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
   return TimerHandle(timers_.add(when, std::move(cb)));
 }
 
-detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered) {
+detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,
+                                   detail::Wake how) {
   t->set_pinned(pinned);
   if (registered) {
     rt_.register_task(t);
@@ -130,7 +131,7 @@ detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool regist
     t->registry_shard_ = UINT32_MAX;
   }
   t->add_ref();  // for the caller's handle; the initial one is the running reference
-  schedule(t, detail::Wake::kYield);
+  schedule(t, how);
   return t;
 }
 

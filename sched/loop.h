@@ -103,7 +103,10 @@ class Loop final : public detail::LoopBase {
 
   // For the runtime and create_task: registers and schedules a new task,
   // returning it with one extra reference for the caller's handle.
-  detail::TaskBase* start_task(detail::TaskBase* t, bool pinned, bool registered);
+  // `how` places it: kYield at the back of the queue (a new task), kNotify in
+  // the LIFO slot (the caller is about to suspend on it: run it next here).
+  detail::TaskBase* start_task(detail::TaskBase* t, bool pinned, bool registered,
+                               detail::Wake how = detail::Wake::kYield);
   // Starts a registered task whose handle the caller already holds; from
   // outside the runtime only while it accepts submissions.
   void start_task_from_any_thread(detail::TaskBase* t, bool pinned);

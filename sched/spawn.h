@@ -33,6 +33,20 @@ Task<T> create_task(Coro<T> body, std::string name = {}) {
       static_cast<detail::TaskState<T>*>(loop.start_task(state, false, true)));
 }
 
+namespace detail {
+// create_task for a caller that suspends on the new task right away (e.g.
+// wait_for): the task goes to this worker's LIFO slot and runs next here, so
+// no idle worker is woken just to steal it.
+template <typename T>
+Task<T> create_task_to_await(Coro<T> body) {
+  if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
+  Loop& loop = get_running_loop();
+  auto* state = new detail::TaskState<T>(&loop, std::move(body), std::string());
+  return Task<T>::adopt(static_cast<detail::TaskState<T>*>(
+      loop.start_task(state, false, true, detail::Wake::kNotify)));
+}
+}  // namespace detail
+
 // Like create_task, but the task always runs on the current loop.
 template <typename T>
 Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
