@@ -168,6 +168,9 @@ class Runtime {
   bool accepting_ ABSL_GUARDED_BY(accept_mu_) = false;
   absl::Mutex pool_mu_;
   std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);
+  // pool_.get() once made (stored with release under pool_mu_, read with
+  // acquire): every to_thread call after the first takes no lock.
+  std::atomic<OffloadPool*> pool_ptr_{nullptr};
 };
 
 // Runs `main` on a new Runtime (asyncio.run).

@@ -40,11 +40,14 @@ void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job) {
 }  // namespace detail
 
 OffloadPool& Runtime::offload_pool() {
+  // Acquire pairs with the release store below: the pool is fully made.
+  if (OffloadPool* p = pool_ptr_.load(std::memory_order_acquire)) return *p;
   absl::MutexLock lock(&pool_mu_);
   if (!pool_) {
     int n = options_.to_thread_threads;
     if (n <= 0) n = static_cast<int>(std::min(32u, std::thread::hardware_concurrency() + 4));
     pool_ = std::make_unique<OffloadPool>(n);
+    pool_ptr_.store(pool_.get(), std::memory_order_release);
   }
   return *pool_;
 }
