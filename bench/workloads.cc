@@ -89,12 +89,11 @@ Coro<void> remote_task(RemoteRun* run) {
   co_return;
 }
 
-// THE remote submission of W2, from a thread that is not a worker. The task
-// may run on any worker. The ConcurrentFuture is dropped: the task runs to
-// completion without it, and the last task signals the end of the run.
-void submit_remote(Runtime& rt, Coro<void> body) {
-  (void)run_coroutine_threadsafe(std::move(body), rt);
-}
+// THE remote submission of W2, from a thread that is not a worker: the
+// fire-and-forget thread-safe API (Tokio's harness drops its JoinHandles the
+// same way). The task may run on any worker; the last task signals the end
+// of the run. run_coroutine_threadsafe would add a ConcurrentFuture per task.
+void submit_remote(Runtime& rt, Coro<void> body) { spawn_threadsafe(std::move(body), rt); }
 
 Coro<SpawnRemoteResult> spawn_remote_main(std::uint32_t n) {
   Runtime& rt = get_running_loop().runtime();

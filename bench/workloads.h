@@ -11,9 +11,9 @@
 // harness's business, not this file's.
 //
 // Every workload uses the API its definition names, as a weft user would:
-//  - W2 submits with `weft::run_coroutine_threadsafe(coro, rt)` from a plain
-//    std::thread and drops the returned ConcurrentFuture (the last task
-//    signals completion; nothing blocks on each submission);
+//  - W2 submits with `weft::spawn_threadsafe(coro, rt)` (the fire-and-forget
+//    form of run_coroutine_threadsafe) from a plain std::thread (the last
+//    task signals completion; nothing blocks on each submission);
 //  - W4 passes the counter through two `weft::Queue<std::uint64_t>(1)`;
 //  - W6's timeouts are `weft::wait_for(aw, 10s)`: around an already-finished
 //    Future (`ns_per_timeout`), and around a Coro that suspends once, like
@@ -48,7 +48,7 @@ struct SpawnRemoteResult {
   double seconds = 0;       // measured by the plain thread: first submit to "all ran"
 };
 // A plain std::thread (not a worker) submits `n` tasks to the running
-// runtime with run_coroutine_threadsafe and waits until all of them ran;
+// runtime with spawn_threadsafe and waits until all of them ran;
 // meanwhile the runtime's main task awaits a Future that the last task
 // completes.
 SpawnRemoteResult spawn_remote(Runtime& rt, std::uint32_t n);

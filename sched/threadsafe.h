@@ -88,6 +88,31 @@ ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> body, Loop& loop) {
   return detail::submit_threadsafe(std::move(body), loop, /*pinned=*/true);
 }
 
+// Starts `body` as a task of a running runtime from any thread and returns
+// nothing: the fire-and-forget form of run_coroutine_threadsafe (Tokio's
+// spawn with its JoinHandle dropped; asyncio's
+// `loop.call_soon_threadsafe(loop.create_task, coro)`). It allocates only
+// the task and the body's frame, where run_coroutine_threadsafe adds the
+// ConcurrentFuture's state and a wrapper coroutine. The task may run on any
+// worker; like any task, an exception nobody retrieved is reported through
+// the runtime's error handler when the task is destroyed. Everything the
+// caller did before the call is visible to the task (the submission queue's
+// lock orders them). RuntimeError if the runtime is not running or is
+// shutting down (the coroutine is then destroyed without running).
+template <typename T>
+void spawn_threadsafe(Coro<T> body, Runtime& rt, std::string name = {}) {
+  if (!body.valid()) throw std::invalid_argument("spawn_threadsafe: empty or moved-from Coro");
+  Loop& loop = rt.loop(0);
+  auto* task = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
+  detail::RefPtr<detail::TaskBase> owned(task, detail::kAdoptRef);  // freed if refused
+  auto start = [&] { loop.start_task(owned.leak(), false, /*registered=*/true)->release(); };
+  if (detail::current_loop() != nullptr && detail::current_loop()->runtime_id() == loop.runtime_id()) {
+    start();
+  } else {
+    rt.submit_external(start);
+  }
+}
+
 // Runs `fn` on `loop` soon, from any thread (asyncio call_soon_threadsafe).
 inline void call_soon_threadsafe(Loop& loop, detail::Callback fn) {
   loop.call_soon_threadsafe(std::move(fn));

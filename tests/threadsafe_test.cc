@@ -468,6 +468,63 @@ TEST(RunCoroutineThreadsafe, RaisesForAnEmptyCoro) {
   EXPECT_THROW(run_coroutine_threadsafe(std::move(empty), rt.runtime()), std::invalid_argument);
 }
 
+// --- spawn_threadsafe -------------------------------------------------------------
+
+Coro<void> count_after_yield(std::atomic<int>* counter) {
+  co_await yield_now();
+  counter->fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST(SpawnThreadsafe, EveryTaskFromManyThreadsRuns) {
+  RuntimeThread rt;
+  constexpr int kThreads = 4;
+  const int per_thread = scaled(500);
+  std::atomic<int> counter{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < per_thread; ++i) {
+        spawn_threadsafe(count_after_yield(&counter), rt.runtime());
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_TRUE(wait_until([&] { return counter.load() == kThreads * per_thread; }, kLongWait))
+      << counter.load() << " of " << kThreads * per_thread << " tasks ran";
+}
+
+Coro<void> throws_named(std::string what) {
+  co_await yield_now();
+  throw std::runtime_error(what);
+}
+
+TEST(SpawnThreadsafe, AnExceptionNobodyRetrievedIsReported) {
+  testing::ErrorLog log;
+  {
+    RuntimeThread rt(testing::logged_options(log));
+    spawn_threadsafe(throws_named("lost-in-spawn"), rt.runtime(), "spawned");
+    EXPECT_TRUE(wait_until([&] { return log.count({"lost-in-spawn"}) == 1; }, kLongWait))
+        << log.dump();
+  }
+  EXPECT_EQ(log.count({"lost-in-spawn", "spawned"}), 1) << log.dump();
+}
+
+TEST(SpawnThreadsafe, RaisesWhenNotRunningOrEmpty) {
+  Runtime never_started(test_options());
+  EXPECT_THROW(spawn_threadsafe(answer(), never_started), RuntimeError);
+  RuntimeThread rt;
+  Coro<int> empty;
+  EXPECT_THROW(spawn_threadsafe(std::move(empty), rt.runtime()), std::invalid_argument);
+  rt.stop();
+  EXPECT_THROW(spawn_threadsafe(answer(), rt.runtime()), RuntimeError);
+}
+
+WEFT_CO_TEST(SpawnThreadsafe, FromInsideTheRuntimeStartsATask) {
+  std::atomic<int> counter{0};
+  spawn_threadsafe(count_after_yield(&counter), get_running_loop().runtime());
+  EXPECT_TRUE(co_await mt_testing::co_wait_until([&] { return counter.load() == 1; }, kLongWait));
+}
+
 // --- blocking from inside the runtime ------------------------------------------------
 
 Coro<void> wait_gate_void(Future<void> gate) { co_await gate; }
