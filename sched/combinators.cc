@@ -3,17 +3,28 @@
 namespace weft::detail {
 
 Coro<void> await_children(RefPtr<WaitSet> ws, bool cancel_children_on_cancel) {
+  // The callbacks stay registered after the gather returns (no detach): a
+  // child still running when the first failure propagated, or when the
+  // gather was cancelled, has its exception marked retrieved when it ends,
+  // as asyncio's gather does. They hold the set only until the children end.
+  ws->retrieve_exceptions();
   ws->start();
+  std::exception_ptr cancelled;
   try {
     co_await ws->signal();
   } catch (const CancelledError&) {
-    ws->detach();
-    if (cancel_children_on_cancel) {
-      for (std::size_t i = 0; i < ws->size(); ++i) ws->state(i).cancel("gather cancelled");
-    }
-    throw;
+    cancelled = std::current_exception();
   }
-  ws->detach();
+  if (!cancelled) co_return;
+  if (cancel_children_on_cancel) {
+    for (std::size_t i = 0; i < ws->size(); ++i) ws->state(i).cancel("gather cancelled");
+    // asyncio's gathering future completes only once every child has: the
+    // cancelled gather waits (shielded) for the children to finish.
+    for (std::size_t i = 0; i < ws->size(); ++i) {
+      co_await join_shielded(RefPtr<FutureStateBase>(&ws->state(i)));
+    }
+  }
+  std::rethrow_exception(cancelled);
 }
 
 Coro<void> join_shielded(RefPtr<FutureStateBase> state) {

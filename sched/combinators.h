@@ -233,6 +233,12 @@ Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = st
 // arrives together with the timeout is returned, never lost; a zero
 // timeout still lets a ready result through. No timeout waits forever.
 // Cancelling the waiter cancels `aw` too (and waits for it).
+namespace detail {
+inline std::string timeout_message(Duration d) {
+  return absl::StrFormat("wait_for: timeout of %dns expired", d.count());
+}
+}  // namespace detail
+
 template <typename A>
 Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) {
   using Traits = detail::AwaitableTraits<std::decay_t<A>>;
@@ -253,9 +259,27 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   // The callback captures 16 bytes (no allocation) and formats its message
   // only if it fires, which most timeouts never do.
   const Duration d = *timeout;
-  auto expire = [f, d] {
-    f.cancel(absl::StrFormat("wait_for: timeout of %dns expired", d.count()));
-  };
+  // Outside cancellations of this task (Task::cancel) counted so far: the
+  // timer cancels `f`, never this task, so growth means someone else asked.
+  // A request already pending is delivered here, before the timer exists:
+  // it would otherwise be spent cancelling `f` and be indistinguishable
+  // from the timeout.
+  detail::TaskBase* self = detail::current_task_base_checked("wait_for");
+  // Read before the check below: a request counted here but delivered after
+  // the check is caught by the message test at the end (for a Future).
+  const int cancels_at_entry = self->cancelling();
+  std::exception_ptr early;
+  try {
+    self->throw_if_cancel_requested();
+  } catch (const CancelledError&) {
+    early = std::current_exception();
+  }
+  if (early) {
+    f.cancel();
+    co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
+    std::rethrow_exception(early);
+  }
+  auto expire = [f, d] { f.cancel(detail::timeout_message(d)); };
   TimerHandle timer;
   if (d.count() == 0) {
     expire();
@@ -276,7 +300,17 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
     std::rethrow_exception(cancelled);
   }
   if (f.cancelled() && fired) {
-    throw TimeoutError(absl::StrFormat("wait_for: timeout of %dns expired", d.count()));
+    // The timer fired, but this task was also cancelled from outside while
+    // `f` finished (its cancellation went to `f`, the task's waiter): that
+    // cancellation wins, as with asyncio 3.12's timeout-based wait_for.
+    self->throw_if_cancel_requested();  // a request not delivered yet
+    if (self->cancelling() > cancels_at_entry) f.take();  // raises f's CancelledError
+    if constexpr (std::is_same_v<typename Traits::future, Future<detail::AwaitableValue<A>>>) {
+      // A plain future keeps the message of whoever cancelled it: if that
+      // was not our timer, it was this task's cancellation, spent on `f`.
+      if (f.state_base()->cancel_message() != detail::timeout_message(d)) f.take();
+    }
+    throw TimeoutError(detail::timeout_message(d));
   }
   co_return f.take();  // the value even if the timer fired, or aw's own error
 }

@@ -36,13 +36,17 @@ class TaskGroupState final : public RefCounted {
     return out;
   }
 
+  // The child counts as pending until the parent has been cancelled: the
+  // join cannot end (and the parent cannot finish, withdraw the request or
+  // be freed) while that cancel() is still in flight on this thread. With
+  // the decrement first, a join that saw pending == 0 could uncancel before
+  // the request landed, leaking a CancelledError into the parent's next
+  // await (and cancel() could touch a finished parent).
   void on_child_done(TaskBase& child) {
     std::vector<RefPtr<TaskBase>> to_cancel;
     TaskBase* parent_to_cancel = nullptr;
-    std::optional<Future<void>> signal;
     {
       detail::SpinLockHolder lock(&mu);
-      --pending;
       if (child.outcome() == FutureStateBase::Outcome::kException) {
         errors.push_back(child.exception());  // retrieved: not reported as lost
         if (!aborting) {
@@ -51,14 +55,19 @@ class TaskGroupState final : public RefCounted {
             parent_cancel_requested = true;
             parent_to_cancel = parent;
           }
-          signal = joined;  // a join in progress must see the abort
         }
       }
-      if (pending == 0) signal = joined;
     }
     for (auto& c : to_cancel) c->cancel("TaskGroup: a sibling task failed");
-    // The parent is alive: it cannot finish before the join saw every child.
+    // The parent is alive: its join waits for this child, still pending.
     if (parent_to_cancel != nullptr) parent_to_cancel->cancel("TaskGroup: a child task failed");
+    std::optional<Future<void>> signal;
+    {
+      detail::SpinLockHolder lock(&mu);
+      --pending;
+      // A join in progress must see the end of the last child, or the abort.
+      if (pending == 0 || parent_to_cancel != nullptr) signal = joined;
+    }
     if (signal) signal->try_set_result();
   }
 };

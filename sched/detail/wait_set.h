@@ -29,6 +29,12 @@ class WaitSet final : public RefCounted {
   WaitSet(std::vector<RefPtr<FutureStateBase>> states, WaitPolicy policy)
       : states_(std::move(states)), policy_(policy), pending_(states_.size()) {}
 
+  // gather: every child's exception counts as retrieved once it completes
+  // (the first is raised, the rest are dropped, as asyncio's gather marks
+  // them), so a failing sibling is not reported as "never retrieved". Call
+  // before start().
+  void retrieve_exceptions() noexcept { retrieve_exceptions_ = true; }
+
   // Registers the callbacks; call once, from the watching task.
   void start() {
     nodes_.resize(states_.size());
@@ -78,6 +84,9 @@ class WaitSet final : public RefCounted {
 
  private:
   void on_done(std::size_t i, FutureStateBase& s) noexcept {
+    if (retrieve_exceptions_ && s.outcome() == FutureStateBase::Outcome::kException) {
+      (void)s.exception();  // marks it retrieved; cannot throw: not cancelled
+    }
     std::optional<Future<void>> to_signal;
     {
       detail::SpinLockHolder lock(&mu_);
@@ -96,6 +105,7 @@ class WaitSet final : public RefCounted {
   const std::vector<RefPtr<FutureStateBase>> states_;
   std::vector<CallbackNode*> nodes_;  // owned by the states; set before any callback runs
   const WaitPolicy policy_;
+  bool retrieve_exceptions_ = false;  // set before start(), then only read
   mutable detail::SpinLock mu_;
   std::size_t pending_ ABSL_GUARDED_BY(mu_);
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,0 +1,158 @@
+// Debug mode (RuntimeOptions::debug / WEFT_DEBUG=1): the slow-step warning
+// naming the task, the never-awaited Coro report, and weft::dump_tasks().
+// No timing assertions beyond "a warning was produced".
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "tests/testing.h"
+
+namespace weft {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::ErrorLog;
+
+RuntimeOptions debug_options(ErrorLog& log, std::uint32_t workers = 1) {
+  RuntimeOptions o = testing::logged_options(log, workers);
+  o.debug = true;
+  o.slow_callback_threshold = std::chrono::microseconds(500);
+  return o;
+}
+
+void busy_wait(Duration d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+Coro<void> blocks_the_loop() {
+  busy_wait(milliseconds(5));
+  co_return;
+}
+
+Coro<void> run_slow_task() {
+  co_await create_task(blocks_the_loop(), "slowpoke");
+}
+
+TEST(DebugMode, SlowStepWarningNamesTheTask) {
+  ErrorLog log;
+  run(run_slow_task(), debug_options(log));
+  EXPECT_GE(log.count({"slow task step", "slowpoke"}), 1) << log.dump();
+}
+
+Coro<void> run_slow_callback() {
+  Future<void> done;
+  call_soon([done] {
+    busy_wait(milliseconds(5));
+    done.set_result();
+  });
+  co_await done;
+}
+
+TEST(DebugMode, SlowCallbackWarning) {
+  ErrorLog log;
+  run(run_slow_callback(), debug_options(log));
+  EXPECT_GE(log.count({"slow callback"}), 1) << log.dump();
+}
+
+TEST(DebugMode, NoSlowWarningWhenOff) {
+  ErrorLog log;
+  RuntimeOptions o = testing::logged_options(log, 1);
+  o.slow_callback_threshold = std::chrono::microseconds(500);
+  if (std::getenv("WEFT_DEBUG") == nullptr) {
+    run(run_slow_task(), std::move(o));
+    EXPECT_EQ(log.count({"slow"}), 0) << log.dump();
+  }
+}
+
+Coro<int> never_awaited_body() { co_return 1; }
+
+Coro<void> drop_a_coro() {
+  {
+    Coro<int> c = never_awaited_body();  // made, never awaited, destroyed
+  }
+  // An awaited one and a task are not reported.
+  co_await never_awaited_body();
+  co_await create_task(never_awaited_body());
+}
+
+TEST(DebugMode, NeverAwaitedCoroIsReported) {
+  ErrorLog log;
+  run(drop_a_coro(), debug_options(log));
+  EXPECT_EQ(log.count({"never"}), 1) << log.dump();
+  EXPECT_EQ(log.count({"without ever being awaited"}), 1) << log.dump();
+}
+
+TEST(DebugMode, WeftDebugEnvironmentVariableTurnsItOn) {
+  const char* old = std::getenv("WEFT_DEBUG");
+  std::string saved = old ? old : "";
+  setenv("WEFT_DEBUG", "1", 1);
+  ErrorLog log;
+  run(drop_a_coro(), testing::logged_options(log, 1));
+  if (old) {
+    setenv("WEFT_DEBUG", saved.c_str(), 1);
+  } else {
+    unsetenv("WEFT_DEBUG");
+  }
+  EXPECT_EQ(log.count({"without ever being awaited"}), 1) << log.dump();
+}
+
+TEST(DebugMode, NeverAwaitedIsNotReportedWhenOff) {
+  if (std::getenv("WEFT_DEBUG") != nullptr) GTEST_SKIP() << "WEFT_DEBUG is set";
+  ErrorLog log;
+  run(drop_a_coro(), testing::logged_options(log, 1));
+  EXPECT_EQ(log.size(), 0u) << log.dump();
+}
+
+// --- dump_tasks -----------------------------------------------------------------------
+
+Coro<int> waits_on(Future<int> f) { co_return co_await f; }
+Coro<int> awaits_task(Task<int> t) { co_return co_await t; }
+
+Coro<void> dump_body() {
+  Future<int> f;
+  Task<int> inner = create_task(waits_on(f), "inner-worker");
+  Task<int> outer = create_task(awaits_task(inner), "outer-worker");
+  Task<int> fresh = create_task(waits_on(f), "not-yet");
+  EXPECT_TRUE(co_await testing::yield_until([&] {
+    return !inner.waiting_on().empty() && !outer.waiting_on().empty();
+  }));
+  std::string dump = dump_tasks();
+  EXPECT_NE(dump.find("Task 'outer-worker'"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("Task 'outer-worker' (id " + std::to_string(outer.id()) + ") -> awaits Task 'inner-worker'"),
+            std::string::npos)
+      << "the await chain names what the task waits on:\n" << dump;
+  EXPECT_NE(dump.find("awaits Future@"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("running or suspended"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("Task 'main'"), std::string::npos) << "the dumping task is live too:\n" << dump;
+  // The same text from the runtime, from a plain thread (production use).
+  std::string from_thread;
+  Runtime& rt = get_running_loop().runtime();
+  std::thread th([&] { from_thread = rt.dump_tasks(); });
+  th.join();
+  EXPECT_NE(from_thread.find("outer-worker"), std::string::npos) << from_thread;
+  f.set_result(3);
+  EXPECT_EQ(co_await outer, 3);
+  EXPECT_EQ(co_await fresh, 3);
+  std::string after = dump_tasks();
+  EXPECT_EQ(after.find("outer-worker"), std::string::npos) << "finished tasks are not listed:\n" << after;
+}
+
+WEFT_CO_TEST_WITH(DumpTasks, ListsLiveTasksWithNameStateAndAwaitChain, testing::test_options(2)) {
+  co_await dump_body();
+}
+
+Coro<void> dump_not_started() {
+  Task<int> t = create_pinned_task(never_awaited_body(), "pinned-later");
+  std::string dump = dump_tasks();  // the pinned task cannot have run: we hold the loop
+  EXPECT_NE(dump.find("Task 'pinned-later'"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("not started"), std::string::npos) << dump;
+  co_await t;
+}
+
+WEFT_CO_TEST_WITH(DumpTasks, NotStartedState, testing::test_options(1)) { co_await dump_not_started(); }
+
+}  // namespace
+}  // namespace weft
