@@ -52,11 +52,18 @@ class ManualClock final : public Clock {
   }
   // Moves time forward to t if t is later than now (and wakes, as advance).
   void advance_to(TimePoint t) noexcept {
+    if (jump_to(t)) notify();
+  }
+  // Moves time forward to t if t is later than now, waking nobody; true if
+  // it moved. For the runtime's autojump, which wakes the one loop whose
+  // timer is due itself.
+  bool jump_to(TimePoint t) noexcept {
     std::int64_t target = t.time_since_epoch().count();
     std::int64_t cur = ns_.load(std::memory_order_acquire);
-    while (cur < target &&
-           !ns_.compare_exchange_weak(cur, target, std::memory_order_acq_rel)) {
+    while (cur < target) {
+      if (ns_.compare_exchange_weak(cur, target, std::memory_order_acq_rel)) return true;
     }
+    return false;
   }
   // Set by the runtime using the clock: called after every advance().
   void set_on_advance(absl::AnyInvocable<void()> fn) {

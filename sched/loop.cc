@@ -404,7 +404,7 @@ void Loop::park() {
         }
       }
       if (owner != nullptr) {
-        manual.advance_to(TimePoint(Duration(earliest)));
+        manual.jump_to(TimePoint(Duration(earliest)));
         if (owner == this) {
           unpark_self();
           return;

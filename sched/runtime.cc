@@ -168,8 +168,14 @@ std::vector<AnyTask> Runtime::all_tasks() const {
 std::string Runtime::dump_tasks() const {
   std::string out;
   for (const AnyTask& t : all_tasks()) {
-    const char* state = t.base()->started() ? "running or suspended" : "not started";
-    out += absl::StrFormat("%s [%s]\n", t.base()->await_chain(), state);
+    const detail::TaskBase* b = t.base();
+    // A snapshot taken while the task may move on: "suspended" means it was
+    // waiting on something not done when we looked.
+    std::string state = !b->started()               ? "not started"
+                        : !b->waiting_on().empty() ? "suspended"
+                                                    : "running or ready";
+    if (int n = b->cancelling(); n > 0) absl::StrAppendFormat(&state, ", cancelling (%d)", n);
+    out += absl::StrFormat("%s [%s]\n", b->await_chain(), state);
   }
   return out;
 }

@@ -107,8 +107,11 @@ class Runtime {
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   // Every task of this runtime that is not done (asyncio.all_tasks).
   std::vector<AnyTask> all_tasks() const;
-  // One line per live task: name, id, state and await chain. Any thread;
-  // safe in production (it only takes the registry and task locks briefly).
+  // One line per live task: name, id, await chain and state ("not started",
+  // "suspended", "running or ready", plus ", cancelling (N)" while N
+  // cancellation requests are pending). A snapshot of tasks that keep moving.
+  // Any thread; safe in production (it takes the registry and task locks
+  // briefly).
   std::string dump_tasks() const;
   bool debug() const noexcept { return debug_; }
   Duration slow_callback_threshold() const noexcept { return options_.slow_callback_threshold; }

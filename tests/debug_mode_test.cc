@@ -125,7 +125,13 @@ Coro<void> dump_body() {
             std::string::npos)
       << "the await chain names what the task waits on:\n" << dump;
   EXPECT_NE(dump.find("awaits Future@"), std::string::npos) << dump;
-  EXPECT_NE(dump.find("running or suspended"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("Task 'inner-worker' (id " + std::to_string(inner.id()) +
+                      ") -> awaits Future@"),
+            std::string::npos)
+      << dump;
+  EXPECT_NE(dump.find("[suspended]"), std::string::npos) << dump;
+  // The dumping task itself is running.
+  EXPECT_NE(dump.find("[running or ready]"), std::string::npos) << dump;
   EXPECT_NE(dump.find("Task 'main'"), std::string::npos) << "the dumping task is live too:\n" << dump;
   // The same text from the runtime, from a plain thread (production use).
   std::string from_thread;
@@ -153,6 +159,33 @@ Coro<void> dump_not_started() {
 }
 
 WEFT_CO_TEST_WITH(DumpTasks, NotStartedState, testing::test_options(1)) { co_await dump_not_started(); }
+
+// A task that caught a cancellation and waits on: the dump shows the count.
+Coro<int> catches_then_waits(Future<int> first, Future<int> second) {
+  try {
+    co_await first;
+  } catch (const CancelledError&) {
+  }
+  co_return co_await second;
+}
+
+Coro<void> dump_cancelling() {
+  Future<int> first;
+  Future<int> second;
+  Task<int> t = create_task(catches_then_waits(first, second), "stubborn");
+  EXPECT_TRUE(co_await testing::yield_until([&] { return !t.waiting_on().empty(); }));
+  t.cancel("dump test");
+  EXPECT_TRUE(co_await testing::yield_until([&] { return first.cancelled() && !t.waiting_on().empty(); }));
+  std::string dump = dump_tasks();
+  EXPECT_NE(dump.find("Task 'stubborn'"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("[suspended, cancelling (1)]"), std::string::npos) << dump;
+  second.set_result(5);
+  EXPECT_EQ(co_await t, 5);
+}
+
+WEFT_CO_TEST_WITH(DumpTasks, ShowsPendingCancellations, testing::test_options(1)) {
+  co_await dump_cancelling();
+}
 
 }  // namespace
 }  // namespace weft

@@ -393,7 +393,8 @@ WEFT_CO_TEST(RealClock, LoopTimeIsTheSteadyClock) {
 // thread while every worker sleeps must wake the loop whose timer is now due.
 // (If it does not, the helper thread kicks the loop after 1 s so the test
 // fails instead of hanging.)
-TEST(ManualClockNoAutojump, AdvanceFromAnotherThreadWakesTheSleeper) {
+// `step(clock)` moves the clock 5 s forward from the driver thread.
+void check_advance_wakes_the_sleeper(void (*step)(ManualClock&)) {
   ManualClock clock(/*autojump=*/false);
   Runtime rt(testing::test_options(1, &clock));
   std::atomic<bool> sleeping{false};
@@ -410,10 +411,10 @@ TEST(ManualClockNoAutojump, AdvanceFromAnotherThreadWakesTheSleeper) {
   std::thread driver([&] {
     while (!sleeping.load()) std::this_thread::yield();
     std::this_thread::sleep_for(milliseconds(20));  // let the worker park
-    clock.advance(seconds(5));
+    step(clock);
     std::this_thread::sleep_for(milliseconds(20));
     EXPECT_FALSE(woke.load()) << "woke before its deadline";
-    clock.advance(seconds(5));
+    step(clock);
     auto until = std::chrono::steady_clock::now() + seconds(1);
     while (!woke.load() && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(milliseconds(1));
@@ -427,8 +428,16 @@ TEST(ManualClockNoAutojump, AdvanceFromAnotherThreadWakesTheSleeper) {
   driver.join();
   EXPECT_EQ(slept, seconds(10));
   EXPECT_FALSE(kicked.load())
-      << "ManualClock::advance did not wake the parked loop: its due timer ran only "
+      << "moving the ManualClock did not wake the parked loop: its due timer ran only "
          "after an unrelated wake-up";
+}
+
+TEST(ManualClockNoAutojump, AdvanceFromAnotherThreadWakesTheSleeper) {
+  check_advance_wakes_the_sleeper([](ManualClock& c) { c.advance(seconds(5)); });
+}
+
+TEST(ManualClockNoAutojump, AdvanceToFromAnotherThreadWakesTheSleeper) {
+  check_advance_wakes_the_sleeper([](ManualClock& c) { c.advance_to(c.now() + seconds(5)); });
 }
 
 // Advancing from inside a task: the due timers run at the loop's next turn.
