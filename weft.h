@@ -33,4 +33,5 @@
 #include "weft/sched/sync/semaphore.h"
 #include "weft/io/tls.h"
 #include "weft/io/mapped_file.h"
+#include "weft/io/file.h"
 #include "weft/io/subprocess.h"

@@ -1,7 +1,11 @@
-// MappedFile: mapping, prefetching and reading ranges off the loop, errors.
+// MappedFile: mapping, prefetching and reading ranges off the loop, views,
+// advice, bounds and errors, and a mapping that outlives a cancelled
+// prefetch's caller.
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -59,6 +63,94 @@ WEFT_CO_TEST_WITH(IoMappedFile, EmptyFileAndErrors, testing::logged_options(g_lo
   WEFT_CO_ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->code(), ENOENT);
   EXPECT_NE(std::string(e->what()).find("/nonexistent/weft-file"), std::string::npos);
+}
+
+WEFT_CO_TEST_WITH(IoMappedFile, Views, testing::logged_options(g_log)) {
+  const std::string content = "0123456789abcdef";
+  const std::string path = write_temp(content);
+  MappedFile f = co_await MappedFile::open(path);
+  EXPECT_EQ(f.view(0, 4), "0123");
+  EXPECT_EQ(f.view(10), "abcdef");                      // to the end
+  EXPECT_EQ(f.view(14, 100), "ef");                     // clamped
+  EXPECT_EQ(f.view(16, 1), "");                         // at the end: empty
+  EXPECT_EQ(f.view(3, 2).data(), f.data().data() + 3);  // no copy
+  try {
+    (void)f.view(17, 1);
+    ADD_FAILURE() << "view past the end";
+  } catch (const std::out_of_range& e) {
+    EXPECT_NE(std::string(e.what()).find("offset 17"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("size 16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("MappedFile::view"), std::string::npos) << e.what();
+  }
+  ::unlink(path.c_str());
+  // An empty file has one empty view.
+  const std::string empty_path = write_temp("");
+  MappedFile empty = co_await MappedFile::open(empty_path);
+  EXPECT_EQ(empty.view(0), "");
+  EXPECT_THROW((void)empty.view(1, 0), std::out_of_range);
+  ::unlink(empty_path.c_str());
+}
+
+WEFT_CO_TEST_WITH(IoMappedFile, Advise, testing::logged_options(g_log)) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::string content(4 * page + 100, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
+  const std::string path = write_temp(content);
+  MappedFile f = co_await MappedFile::open(path);
+  using Advice = MappedFile::Advice;
+  for (Advice a : {Advice::kNormal, Advice::kSequential, Advice::kRandom, Advice::kWillNeed,
+                   Advice::kDontNeed}) {
+    f.advise(a);                      // the whole file
+    f.advise(a, page + 123, page);    // an unaligned range
+    f.advise(a, f.size() - 1, 1000);  // clamped
+    f.advise(a, f.size());            // empty: nothing to do
+  }
+  // kDontNeed dropped the pages; the next touch reads the file again.
+  EXPECT_TRUE(f.data() == content);
+  try {
+    f.advise(Advice::kRandom, f.size() + 1, 1);
+    ADD_FAILURE() << "advise past the end";
+  } catch (const std::out_of_range& e) {
+    EXPECT_NE(std::string(e.what()).find("MappedFile::advise"), std::string::npos) << e.what();
+  }
+  // The kernel refuses to drop locked pages: OSError naming madvise and the
+  // path. (mlock through syscall(2): ASan's mlock is a no-op.)
+  const void* first_page = f.data().data();
+  WEFT_CO_ASSERT_EQ(syscall(SYS_mlock, first_page, page), 0);
+  try {
+    f.advise(Advice::kDontNeed, 0, page);
+    ADD_FAILURE() << "madvise(MADV_DONTNEED) of a locked page succeeded";
+  } catch (const OSError& e) {
+    EXPECT_EQ(e.code(), EINVAL);
+    EXPECT_EQ(e.call(), "madvise");
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  syscall(SYS_munlock, first_page, page);
+  // On an empty file every range is empty.
+  const std::string empty_path = write_temp("");
+  MappedFile empty = co_await MappedFile::open(empty_path);
+  empty.advise(Advice::kWillNeed);
+  ::unlink(empty_path.c_str());
+  ::unlink(path.c_str());
+}
+
+// The pool call of a cancelled prefetch may still be touching pages when
+// its caller destroys the MappedFile: the call's reference keeps them mapped
+// (without it, this crashes whenever the cancellation lands mid-touch).
+WEFT_CO_TEST_WITH(IoMappedFile, CancelledPrefetchKeepsTheMappingAlive,
+                  testing::logged_options(g_log)) {
+  Watchdog wd(5s);
+  const std::string path = write_temp(std::string(16 << 20, 'm'));
+  for (int i = 0; i < 3; ++i) {
+    auto f = std::make_unique<MappedFile>(co_await MappedFile::open(path));
+    f->advise(MappedFile::Advice::kDontNeed);  // so that prefetch has work to do
+    auto t = create_task(f->prefetch(0, f->size()));
+    co_await sleep(std::chrono::microseconds(200 * i));
+    t.cancel();
+    (void)co_await testing::raises<CancelledError>(t);
+    f.reset();  // unmapped when the pool call lets go
+  }
+  ::unlink(path.c_str());
 }
 
 }  // namespace
