@@ -108,9 +108,10 @@ Coro<void> emfile_body();
 // every polymorphic object touched (the OSError for EMFILE first). Under
 // --config=tsan, a report must be symbolized (by a symbolizer process) before
 // the suppressions file can match it; the known false report inside
-// Abseil's Mutex (see /opt/weft-tsan/suppressions.txt), which a worker
-// parking on a contended absl::Mutex may raise at any time, then goes
-// unsuppressed and fails the test (seen in about one run in five).
+// Abseil's Mutex (see /opt/weft-tsan/suppressions.txt), which any thread
+// blocking on a contended absl::Mutex may raise (e.g. the runtime's error
+// handler lock, taken for every EMFILE report), then goes unsuppressed and
+// fails the test (seen in about one run in five).
 TEST(IoRobustness, ServerBacksOffOnEmfileAndRecovers) {
   if (testing::kSanitized) {
     GTEST_SKIP() << "the sanitizers need free descriptors (see the comment)";

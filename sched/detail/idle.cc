@@ -22,7 +22,7 @@ bool Idle::transition_from_searching() noexcept {
 }
 
 std::uint32_t Idle::transition_to_parked(Loop* w, bool searching) noexcept {
-  absl::MutexLock lock(&mu_);
+  SpinLockHolder lock(&mu_);
   sleepers_.push_back(w);
   w->in_sleepers_ = true;
   std::uint64_t dec = kUnparkedOne + (searching ? kSearchingOne : 0);
@@ -32,7 +32,7 @@ std::uint32_t Idle::transition_to_parked(Loop* w, bool searching) noexcept {
 }
 
 bool Idle::transition_from_parked(Loop* w) noexcept {
-  absl::MutexLock lock(&mu_);
+  SpinLockHolder lock(&mu_);
   if (!w->in_sleepers_) {
     // Someone unparked us; worker_to_notify counted us as searching.
     return std::exchange(w->unparked_searching_, false);
@@ -56,7 +56,7 @@ bool Idle::notify_should_wakeup() const noexcept {
 
 Loop* Idle::worker_to_notify() noexcept {
   if (!notify_should_wakeup()) return nullptr;
-  absl::MutexLock lock(&mu_);
+  SpinLockHolder lock(&mu_);
   if (!notify_should_wakeup() || sleepers_.empty()) return nullptr;
   Loop* w = sleepers_.back();
   sleepers_.pop_back();
@@ -67,7 +67,7 @@ Loop* Idle::worker_to_notify() noexcept {
 }
 
 bool Idle::unpark_specific(Loop* w) noexcept {
-  absl::MutexLock lock(&mu_);
+  SpinLockHolder lock(&mu_);
   if (!w->in_sleepers_) return false;
   unregister_locked(w);
   state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
@@ -75,7 +75,7 @@ bool Idle::unpark_specific(Loop* w) noexcept {
 }
 
 std::vector<Loop*> Idle::unpark_all() noexcept {
-  absl::MutexLock lock(&mu_);
+  SpinLockHolder lock(&mu_);
   std::vector<Loop*> out;
   out.swap(sleepers_);
   for (Loop* w : out) w->in_sleepers_ = false;

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "weft/core/detail/spin_lock.h"
 
 namespace weft {
 class Loop;
@@ -76,7 +76,7 @@ class Idle {
 
   const std::uint32_t num_workers_;
   std::atomic<std::uint64_t> state_;
-  absl::Mutex mu_;
+  SpinLock mu_;
   std::vector<Loop*> sleepers_ ABSL_GUARDED_BY(mu_);
 };
 
