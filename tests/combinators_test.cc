@@ -22,15 +22,6 @@ using std::chrono::milliseconds;
 using testing::raises;
 using testing::scaled;
 
-// A test body run on a fresh ManualClock (autojump) with `workers` workers.
-#define WEFT_MANUAL_TEST(suite, name, workers)                                       \
-  static Coro<void> WeftManualBody_##suite##_##name(ManualClock* clock);             \
-  TEST(suite, name) {                                                               \
-    ManualClock clock;                                                              \
-    run(WeftManualBody_##suite##_##name(&clock), testing::test_options(workers, &clock)); \
-  }                                                                                 \
-  static Coro<void> WeftManualBody_##suite##_##name([[maybe_unused]] ManualClock* clock)
-
 Duration since(ManualClock* clock, TimePoint t0) { return clock->now() - t0; }
 
 Coro<int> value_after(int v, Duration d) {

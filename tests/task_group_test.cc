@@ -19,14 +19,6 @@ using std::chrono::milliseconds;
 using testing::raises;
 using testing::scaled;
 
-#define WEFT_MANUAL_TEST(suite, name, workers)                                       \
-  static Coro<void> WeftManualBody_##suite##_##name(ManualClock* clock);             \
-  TEST(suite, name) {                                                               \
-    ManualClock clock;                                                              \
-    run(WeftManualBody_##suite##_##name(&clock), testing::test_options(workers, &clock)); \
-  }                                                                                 \
-  static Coro<void> WeftManualBody_##suite##_##name([[maybe_unused]] ManualClock* clock)
-
 struct Probe {
   std::atomic<int> finished{0};
   std::atomic<int> cancelled{0};

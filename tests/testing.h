@@ -4,7 +4,8 @@
 //    body is a Coro<void> run by weft::run (folly's CO_TEST). Inside it use
 //    EXPECT_* (ASSERT_* `return`s, which a coroutine cannot do: use
 //    WEFT_CO_ASSERT_TRUE / WEFT_CO_ASSERT_EQ, which `co_return`).
-//    WEFT_CO_TEST_WITH(Suite, Name, options) picks the RuntimeOptions.
+//    WEFT_CO_TEST_WITH(Suite, Name, options) picks the RuntimeOptions;
+//    WEFT_MANUAL_TEST(Suite, Name, workers) runs it on a ManualClock.
 //    By default an error reported to the runtime's error_handler (an
 //    exception never retrieved, a callback that threw) fails the test.
 //  - Counted: a probe that counts constructions, copies, moves and
@@ -254,6 +255,18 @@ Coro<bool> yield_until(Pred cond, int max_yields = 1'000'000) {
 
 #define WEFT_CO_TEST(suite, name) \
   WEFT_CO_TEST_WITH(suite, name, ::weft::testing::test_options())
+
+// A test whose body runs on a fresh ManualClock (autojump) with `workers`
+// workers; the body sees the clock as `clock`.
+#define WEFT_MANUAL_TEST(suite, name, workers)                                    \
+  static ::weft::Coro<void> WeftManualBody_##suite##_##name(::weft::ManualClock* clock); \
+  TEST(suite, name) {                                                            \
+    ::weft::ManualClock clock;                                                   \
+    ::weft::run(WeftManualBody_##suite##_##name(&clock),                         \
+                ::weft::testing::test_options(workers, &clock));                 \
+  }                                                                              \
+  static ::weft::Coro<void> WeftManualBody_##suite##_##name(                     \
+      [[maybe_unused]] ::weft::ManualClock* clock)
 
 // Fatal assertions for coroutine bodies returning Coro<void>.
 #define WEFT_CO_ASSERT_TRUE(cond)                               \
