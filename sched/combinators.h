@@ -266,7 +266,8 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   // from the timeout.
   detail::TaskBase* self = detail::current_task_base_checked("wait_for");
   // Read before the check below: a request counted here but delivered after
-  // the check is caught by the message test at the end (for a Future).
+  // the check is caught at the end (by f's message for a Future, by f's
+  // request count for a Task).
   const int cancels_at_entry = self->cancelling();
   std::exception_ptr early;
   try {
@@ -309,6 +310,11 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
       // A plain future keeps the message of whoever cancelled it: if that
       // was not our timer, it was this task's cancellation, spent on `f`.
       if (f.state_base()->cancel_message() != detail::timeout_message(d)) f.take();
+    } else {
+      // A task counts the requests it received: the timer made one, so more
+      // means another cancellation reached it too, e.g. this task's, counted
+      // before cancels_at_entry was read but delivered to `f` only after.
+      if (f.cancelling() > 1) f.take();
     }
     throw TimeoutError(detail::timeout_message(d));
   }
