@@ -307,10 +307,10 @@ TEST(ChildProcess, StopsAndReapsARunningChild) {
   EXPECT_FALSE(sleeper.running());
   EXPECT_EQ(sleeper.stop(), status);  // idempotent
   // A child that ignores SIGTERM is killed after the grace period.
-  ChildProcess stubborn =
+  ChildProcess ignores_sigterm =
       ChildProcess::spawn({"/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 30"});
-  EXPECT_EQ(stubborn.read_line(std::chrono::seconds(10)), "ready");  // SIGTERM is ignored now
-  const int killed = stubborn.stop(milliseconds(100));
+  EXPECT_EQ(ignores_sigterm.read_line(std::chrono::seconds(10)), "ready");  // SIGTERM is ignored now
+  const int killed = ignores_sigterm.stop(milliseconds(100));
   EXPECT_TRUE(WIFSIGNALED(killed) && WTERMSIG(killed) == SIGKILL) << describe_wait_status(killed);
   EXPECT_THROW(ChildProcess::spawn({"/no/such/program"}), std::runtime_error);
   EXPECT_THROW(ChildProcess::spawn({}), std::invalid_argument);

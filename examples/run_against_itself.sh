@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs an example's server on 127.0.0.1, its client against it, then stops
 # the server with SIGTERM and checks that it shuts down gracefully (exit 0)
-# within a bounded time. Every step is bounded; the server is killed on any
+# within a bounded time, and that a malformed flag is rejected. Every step is bounded; the server is killed on any
 # exit path.
 #
 #   run_against_itself.sh <binary> <client flags...>
@@ -26,6 +26,12 @@ done
 echo "server on port $port"
 
 timeout 30 "$bin" client --port="$port" "$@"
+
+# Bad input is a clear error (exit 1, the flag named), not a silent default.
+bad_status=0
+bad=$(timeout 10 "$bin" client --port="$port" --connections=many 2>&1) || bad_status=$?
+[[ $bad_status -eq 1 && $bad == *"--connections: expected a whole number, got 'many'"* ]] ||
+  { echo "bad flag not rejected (exit $bad_status): $bad"; exit 1; }
 
 kill -TERM "$pid"
 for _ in $(seq 100); do

@@ -172,12 +172,12 @@ Coro<int> catches_then_waits(Future<int> first, Future<int> second) {
 Coro<void> dump_cancelling() {
   Future<int> first;
   Future<int> second;
-  Task<int> t = create_task(catches_then_waits(first, second), "stubborn");
+  Task<int> t = create_task(catches_then_waits(first, second), "catches-cancel");
   EXPECT_TRUE(co_await testing::yield_until([&] { return !t.waiting_on().empty(); }));
   t.cancel("dump test");
   EXPECT_TRUE(co_await testing::yield_until([&] { return first.cancelled() && !t.waiting_on().empty(); }));
   std::string dump = dump_tasks();
-  EXPECT_NE(dump.find("Task 'stubborn'"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("Task 'catches-cancel'"), std::string::npos) << dump;
   EXPECT_NE(dump.find("[suspended, cancelling (1)]"), std::string::npos) << dump;
   second.set_result(5);
   EXPECT_EQ(co_await t, 5);

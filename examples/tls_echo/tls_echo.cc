@@ -30,40 +30,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "examples/example_support.h"
 #include "weft/weft.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-std::map<std::string, std::string> parse_flags(int argc, char** argv) {
-  std::map<std::string, std::string> flags;
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) continue;
-    auto eq = a.find('=');
-    flags[a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2)] =
-        eq == std::string::npos ? "1" : a.substr(eq + 1);
-  }
-  return flags;
-}
-
-long flag(const std::map<std::string, std::string>& f, const std::string& name, long def) {
-  auto it = f.find(name);
-  return it == f.end() ? def : std::strtol(it->second.c_str(), nullptr, 10);
-}
-
-std::string flag(const std::map<std::string, std::string>& f, const std::string& name,
-                 const std::string& def) {
-  auto it = f.find(name);
-  return it == f.end() ? def : it->second;
-}
 
 // --- The server's PKI ---------------------------------------------------------
 // The approach of tests/io_tls_test.cc: OpenSSL's API, no openssl(1) needed.
@@ -244,19 +221,7 @@ weft::Coro<int> run_client(std::uint16_t port, std::string ca_file, std::string 
     tasks.push_back(weft::create_task(
         client_connection(port, context, server_name, messages, size, static_cast<int>(c))));
   }
-  long total = 0;
-  int failures = 0;
-  for (auto& t : tasks) {
-    try {
-      total += co_await t;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "tls_echo client: %s\n", e.what());
-      ++failures;
-    }
-  }
-  if (failures > 0) co_return 1;
-  std::printf("OK %ld messages\n", total);
-  co_return 0;
+  co_return co_await weft_examples::join_clients(std::move(tasks), "tls_echo client", "messages");
 }
 
 }  // namespace
@@ -267,20 +232,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string mode = argv[1];
-  auto f = parse_flags(argc, argv);
-  weft::RuntimeOptions options;
-  options.workers = static_cast<std::uint32_t>(flag(f, "workers", 0));
   try {
+    const weft_examples::Flags f(argc, argv, 2);
+    weft::RuntimeOptions options;
+    options.workers = static_cast<std::uint32_t>(f.number("workers", 0));
     if (mode == "server") {
       return weft::run(
-          run_server(static_cast<std::uint16_t>(flag(f, "port", 0)), flag(f, "max-seconds", 60)),
+          run_server(static_cast<std::uint16_t>(f.number("port", 0)), f.number("max-seconds", 60)),
           std::move(options));
     }
     if (mode == "client") {
       return weft::run(
-          run_client(static_cast<std::uint16_t>(flag(f, "port", 0)), flag(f, "ca", std::string()),
-                     flag(f, "server-name", std::string("localhost")), flag(f, "connections", 8),
-                     flag(f, "messages", 100), flag(f, "size", 64)),
+          run_client(static_cast<std::uint16_t>(f.number("port", 0)), f.text("ca", std::string()),
+                     f.text("server-name", std::string("localhost")), f.number("connections", 8),
+                     f.number("messages", 100), f.number("size", 64)),
           std::move(options));
     }
   } catch (const std::exception& e) {

@@ -1,0 +1,75 @@
+// What the networked examples share: their `--name=value` flags and the
+// client's join of its connection tasks. Kept tiny so that each example
+// still reads on its own.
+#pragma once
+
+#include <charconv>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "weft/weft.h"
+
+namespace weft_examples {
+
+// Flags after the mode argument: `--name=value`, or `--name` meaning "1".
+// Anything else is an error naming the argument.
+class Flags {
+ public:
+  Flags(int argc, char** argv, int first) {
+    for (int i = first; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a.rfind("--", 0) != 0 || a.size() == 2) {
+        throw std::invalid_argument("unexpected argument '" + a + "' (flags are --name=value)");
+      }
+      const auto eq = a.find('=');
+      values_[a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2)] =
+          eq == std::string::npos ? "1" : a.substr(eq + 1);
+    }
+  }
+
+  // The flag as a whole number; std::invalid_argument if it is not one.
+  long number(const std::string& name, long fallback) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return fallback;
+    const std::string& v = it->second;
+    long out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size()) {
+      throw std::invalid_argument("--" + name + ": expected a whole number, got '" + v + "'");
+    }
+    return out;
+  }
+  std::string text(const std::string& name, const std::string& fallback) const {
+    auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// Joins every client connection task; each returns how many `unit`s it
+// completed. Prints "OK <total> <unit>" and returns 0, or reports every
+// failed connection on stderr (prefixed with `who`) and returns 1.
+inline weft::Coro<int> join_clients(std::vector<weft::Task<long>> tasks, std::string who,
+                                    std::string unit) {
+  long total = 0;
+  int failures = 0;
+  for (auto& t : tasks) {
+    try {
+      total += co_await t;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", who.c_str(), e.what());
+      ++failures;
+    }
+  }
+  if (failures > 0) co_return 1;
+  std::printf("OK %ld %s\n", total, unit.c_str());
+  co_return 0;
+}
+
+}  // namespace weft_examples
