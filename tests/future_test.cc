@@ -2,6 +2,7 @@
 // cancellation with a message, done callbacks scheduled on the loop in
 // registration order, awaiting) plus weft's thread-safety promise: a future
 // may be completed or cancelled from any thread.
+#include <cstdint>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -48,6 +49,21 @@ WEFT_CO_TEST(Future, SetResult) {
   EXPECT_EQ(f.result(), 42) << "result() can be read many times";
   EXPECT_EQ(f.exception(), nullptr);
   EXPECT_EQ(co_await f, 42);
+}
+
+// Future states come from the frame pool (16-byte blocks); an over-aligned
+// value must take the aligned operator new instead (UBSan checks the access
+// in the asan configuration).
+struct alignas(64) CacheLineValue {
+  int v = 0;
+};
+
+WEFT_CO_TEST(Future, OverAlignedValueIsStoredAligned) {
+  Future<CacheLineValue> f;
+  f.set_result(CacheLineValue{7});
+  const CacheLineValue& stored = f.result();
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&stored) % alignof(CacheLineValue), 0u);
+  EXPECT_EQ((co_await f).v, 7);
 }
 
 WEFT_CO_TEST(Future, SetResultTwiceIsInvalidState) {
