@@ -2,10 +2,10 @@
 // cancellation with a message, done callbacks scheduled on the loop in
 // registration order, awaiting) plus weft's thread-safety promise: a future
 // may be completed or cancelled from any thread.
-#include <cstdint>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
