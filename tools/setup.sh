@@ -3,9 +3,9 @@
 #
 #   tools/setup.sh          Bazel 4.2.3 (bazel-bootstrap), g++, the libraries weft links
 #                           (oneTBB, Abseil, GoogleTest, Google Benchmark, OpenSSL), wrk
-#   tools/setup.sh --tsan   also what --config=tsan needs: a deb-src entry, cmake and ninja,
-#                           then ThreadSanitizer builds of oneTBB and Abseil in /opt/weft-tsan
-#                           (third_party/tsan/build.sh)
+#   tools/setup.sh --tsan   also what --config=tsan needs: a deb-src entry, cmake, ninja, make
+#                           and perl, then ThreadSanitizer builds of oneTBB, Abseil and OpenSSL
+#                           in /opt/weft-tsan (third_party/tsan/build.sh)
 #
 # Only Debian's apt is used (no other network). Idempotent: when everything is installed it
 # runs no apt-get at all and returns in well under a second; the TSan libraries are rebuilt
@@ -19,8 +19,9 @@ BASE_PACKAGES=(
   libtbb-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   wrk
 )
-# For building the TSan libraries from Debian's source packages.
-TSAN_PACKAGES=(cmake ninja-build xz-utils dpkg-dev)
+# For building the TSan libraries from Debian's source packages (make and perl: OpenSSL's
+# Configure, which needs perl's core modules, not just perl-base).
+TSAN_PACKAGES=(cmake ninja-build make perl xz-utils dpkg-dev)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
