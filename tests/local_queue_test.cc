@@ -333,6 +333,18 @@ void run_concurrent_accounting(int num_thieves, int num_tasks, std::uint32_t see
           break;
       }
     }
+    // Leave the rest to the thieves for a while: on a loaded machine the OS
+    // may run this thread alone until now, and the run must exercise steals.
+    const auto grace = std::chrono::steady_clock::now() + 5s;
+    auto thieves_took = [&] {
+      long n = 0;
+      for (int w = 1; w <= num_thieves; ++w) n += taken_by[static_cast<std::size_t>(w)].load();
+      return n > 0;
+    };
+    while (!thieves_took() && total.load(std::memory_order_acquire) < num_tasks &&
+           std::chrono::steady_clock::now() < grace) {
+      std::this_thread::yield();
+    }
     while (total.load(std::memory_order_acquire) < num_tasks && !expired()) {
       if (TaskBase* t = owner.pop()) {
         take(t, 0);
