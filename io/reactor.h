@@ -7,10 +7,11 @@
 //
 // Design (see also weft/io/detail/io_wait.h, weft/io/detail/fd_watch.h):
 //
-//  - Each Loop owns an epoll instance (Loop::epoll_fd); the loop calls the
-//    registered handler's on_io on its own thread when the fd is ready, when
-//    it is idle (blocking, with the next timer as timeout) and every 61
-//    ticks while it is busy.
+//  - Each Loop owns an epoll instance (Loop::epoll_fd) for raw-fd waits and
+//    its wake-up eventfd; the loop calls the registered handler's on_io on
+//    its own thread when it is idle (blocking, with the next timer as
+//    timeout) and every 61 ticks while it is busy. Sockets live in the
+//    runtime's shared set instead (sched/detail/io_driver.h; docs/io.md).
 //
 //  - Raw fds (this header): level-triggered, one-shot, per wait. A wait
 //    registers the fd with EPOLLONESHOT on the loop whose thread runs the
@@ -26,22 +27,23 @@
 //
 //  - Sockets (weft/io/socket.h) use a persistent, edge-triggered
 //    registration instead (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, made on the
-//    first wait, by the loop running the task at that moment, kept until the
-//    socket is closed): no epoll_ctl per operation, which is what the
-//    hot request/response paths need. Operations try the system call first
+//    first wait, in the runtime's shared epoll set, kept until the socket
+//    is closed): no epoll_ctl per operation, which is what the hot
+//    request/response paths need. Operations try the system call first
 //    and wait only after EAGAIN; per-direction sequence numbers bumped by
 //    each edge close the race between the EAGAIN and the wait. Any worker
-//    may wait on such a socket; the owning loop dispatches its events and
-//    wakes the waiting tasks onto its own run queue (where idle workers
-//    steal them). See fd_watch.h.
+//    may wait on such a socket; whichever worker polls the shared set (the
+//    last to park, or an awake one between tasks) dispatches its events and
+//    queues the woken tasks on its own run queue. See fd_watch.h.
 //
 //  - Cancellation: a wait is an ordinary weft future, so Task::cancel (from
 //    any thread) cancels it: the canceller removes the epoll entry at once
-//    (epoll_ctl is thread-safe) and wakes the task with CancelledError; the
-//    handler's memory is released on the owning loop's thread (posted with
+//    (epoll_ctl is thread-safe) and wakes the task with CancelledError; a
+//    raw-fd wait's memory is released on the owning loop's thread (posted with
 //    call_soon_threadsafe when the canceller runs elsewhere), because that
 //    loop may be dispatching a batch of events that names it. Handlers are
-//    reference counted; the loop never touches freed memory.
+//    reference counted; the loop never touches freed memory. (A socket's
+//    registration is released through the shared set's token: fd_watch.h.)
 //
 //  - Lifetime: a registration refers to its loop; close sockets (and let
 //    waits end) before the Runtime that ran them is destroyed.

@@ -57,6 +57,10 @@ class TimerHandle {
 
 class Loop final : public detail::LoopBase {
  public:
+  // An IO batch wakes a parked peer only if the tasks it queued would take
+  // longer than this to run here (docs/scheduler.md, "IO batches").
+  static constexpr std::int64_t kIoShareThresholdNs = 1'000'000;
+
   Loop(Runtime& rt, std::uint32_t index);
   ~Loop() override;
   Loop(const Loop&) = delete;
@@ -134,8 +138,20 @@ class Loop final : public detail::LoopBase {
   void wake() noexcept;  // writes the eventfd
   void take_remote();    // moves remote queues into the local ones
   // Waits up to `timeout` (null: forever; zero: poll) for IO or a wake-up
-  // and dispatches what is ready. Returns true if an IO handler ran.
+  // on this loop's own epoll instance and dispatches what is ready. Returns
+  // true if an IO handler ran.
   bool poll_io(const timespec* timeout);
+  // The same on the runtime's shared IoDriver, whose token the caller
+  // holds; releases it. Also dispatches this loop's own instance when the
+  // shared set reports it ready.
+  bool poll_driver(const timespec* timeout);
+  // After an IO batch: wakes a peer only if the tasks it queued here would
+  // take longer than kIoShareThresholdNs to run locally.
+  void share_io_work();
+  void sample_step_cost();
+  // Parked, between two waits: true if this worker should get up because a
+  // peer is stuck in one step since the last look, or every peer sleeps.
+  bool look_at_peers();
   void drain_for_shutdown();
   void require_loop_thread(const char* what) const;
 
@@ -151,6 +167,15 @@ class Loop final : public detail::LoopBase {
   std::uint32_t lifo_streak_ = 0;
   std::uint32_t pinned_streak_ = 0;
   bool searching_ = false;
+  // Set while poll_io dispatches a batch: its wake-ups queue tasks here
+  // without waking peers; share_io_work decides once for the batch.
+  bool dispatching_io_ = false;
+  // Running estimate of one scheduling tick's cost (ns), sampled by the
+  // busy polls (sample_step_cost).
+  std::int64_t step_ns_ = 10'000;
+  std::int64_t sample_ns_ = 0;
+  std::uint64_t sample_tick_ = 0;
+  bool parked_since_sample_ = true;
   std::uint64_t rng_;
   bool shuffle_ = false;  // seeded shuffle mode (RuntimeOptions::shuffle_seed)
 
@@ -170,10 +195,27 @@ class Loop final : public detail::LoopBase {
   bool unparked_searching_ = false;
   // Earliest timer, published before parking (for the manual clock's jumps).
   std::atomic<std::int64_t> parked_deadline_{INT64_MAX};
+  // For the peers' busy checks (look_at_peers), a hint only (relaxed): the
+  // tick of the step this worker runs, and whether it is parked.
+  std::atomic<std::uint64_t> progress_{0};
+  std::atomic<bool> parked_{false};
+  // Owner-only: the peers' progress at the last look; set by poll_io when
+  // the eventfd fired (someone woke this worker).
+  std::vector<std::uint64_t> peer_progress_;
+  bool woken_ = false;
 
   int io_watches_ = 0;
   int epoll_fd_ = -1;
   int event_fd_ = -1;
+
+  // This loop's epoll instance as seen from the shared IoDriver's set: the
+  // driver's holder learns from it that this loop's own instance has events
+  // (only the holder that is this loop acts on it; see poll_driver).
+  class OwnEpollHandler final : public detail::IoHandler {
+   public:
+    void on_io(std::uint32_t) noexcept override {}
+  };
+  OwnEpollHandler own_epoll_handler_;
 };
 
 }  // namespace weft

@@ -27,6 +27,7 @@
 #include "weft/core/task.h"
 #include "weft/sched/clock.h"
 #include "weft/sched/detail/inject_queue.h"
+#include "weft/sched/detail/io_driver.h"
 #include "weft/sched/loop.h"
 
 namespace weft {
@@ -119,6 +120,8 @@ class Runtime {
   // --- for the scheduler ---
   detail::InjectQueue& inject() noexcept { return inject_; }
   detail::Idle& idle() noexcept { return *idle_; }
+  // The shared epoll instance for sockets (sched/detail/io_driver.h).
+  detail::IoDriver& io_driver() noexcept { return io_driver_; }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   void register_task(detail::TaskBase* t) noexcept;
   void unregister_task(detail::TaskBase* t) noexcept;
@@ -149,6 +152,7 @@ class Runtime {
   Clock* clock_;
   std::uint64_t shuffle_seed_ = 0;
   bool debug_ = false;
+  detail::IoDriver io_driver_;  // before loops_: each loop registers its epoll here
   std::vector<std::unique_ptr<Loop>> loops_;
   detail::InjectQueue inject_;
   std::unique_ptr<detail::Idle> idle_;

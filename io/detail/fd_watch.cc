@@ -3,8 +3,10 @@
 #include <sys/epoll.h>
 
 #include <cerrno>
+#include <system_error>
 
 #include "weft/io/errors.h"
+#include "weft/sched/runtime.h"
 
 namespace weft::detail {
 namespace {
@@ -25,13 +27,15 @@ void complete_list(IoWait* w) noexcept {
 }  // namespace
 
 void FdWatch::register_locked(Loop& loop) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = static_cast<IoHandler*>(this);
-  if (epoll_ctl(loop.epoll_fd(), EPOLL_CTL_ADD, fd_, &ev) != 0) throw_errno("epoll_ctl(ADD)");
+  detail::IoDriver& driver = loop.runtime().io_driver();
+  try {
+    driver.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, static_cast<IoHandler*>(this));
+  } catch (const std::system_error& e) {
+    throw_os_error(e.code().value(), "epoll_ctl(ADD)");
+  }
   add_ref();  // the epoll entry's reference
-  loop.add_io_watch(1);
-  owner_ = &loop;
+  driver_ = &driver;
+  runtime_id_ = loop.runtime_id();
 }
 
 bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool* closed) {
@@ -41,9 +45,9 @@ bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool
     return false;
   }
   if (seq_[d].load(std::memory_order_relaxed) != observed) return false;  // under mu_
-  if (owner_ == nullptr) {
+  if (driver_ == nullptr) {
     register_locked(loop);
-  } else if (owner_->runtime_id() != loop.runtime_id()) {
+  } else if (runtime_id_ != loop.runtime_id()) {
     throw RuntimeError("a socket is bound to the runtime that first waited on it");
   }
   w->add_ref();
@@ -89,20 +93,20 @@ void FdWatch::on_io(std::uint32_t events) noexcept {
 }
 
 void FdWatch::close() noexcept {
-  Loop* owner;
+  IoDriver* driver;
   IoWait* lists[2];
   {
     detail::SpinLockHolder lock(&mu_);
     if (closed_) return;
     closed_ = true;
-    owner = owner_;
+    driver = driver_;
     lists[0] = std::exchange(waiters_[0], nullptr);
     lists[1] = std::exchange(waiters_[1], nullptr);
     // Wake anyone who read a sequence number before the close.
     seq_[kRead].fetch_add(1, std::memory_order_release);
     seq_[kWrite].fetch_add(1, std::memory_order_release);
   }
-  if (owner != nullptr) epoll_ctl(owner->epoll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
+  if (driver != nullptr) driver->remove(fd_);
   for (IoWait* w : lists) {
     while (w != nullptr) {
       IoWait* next = w->watch_next_;
@@ -113,7 +117,7 @@ void FdWatch::close() noexcept {
     }
   }
   // The caller holds a reference, so *this survives this call.
-  if (owner != nullptr) release_registration(*owner, this);
+  if (driver != nullptr) driver->release_handler(this);
 }
 
 bool FdWatch::Awaiter::await_suspend(std::coroutine_handle<> h) {

@@ -9,22 +9,23 @@
 //    itself under `mu_`, so an edge that arrives after the failed call is
 //    either seen by the check or wakes the waiter: no lost wake-up. A stale
 //    counter only costs one more (EAGAIN) try.
-//  - Registration is lazy: the first wait adds the fd to the epoll set of the
-//    loop running the waiting task (that loop's thread is the calling thread;
-//    ADD reports the current readiness, so nothing is missed). That loop owns
-//    the registration until close(). Any thread may wait afterwards.
-//  - on_io runs on the owner's thread; it wakes every waiter of a direction
-//    (they retry; the losers wait again).
+//  - Registration is lazy: the first wait adds the fd to the runtime's
+//    shared epoll set (sched/detail/io_driver.h; ADD reports the current
+//    readiness, so nothing is missed). It stays there until close(). Any
+//    thread may wait afterwards.
+//  - on_io runs on whichever worker holds the driver token; it wakes every
+//    waiter of a direction (they retry; the losers wait again), queueing
+//    their tasks on that worker.
 //  - close() (any thread; before the fd is closed): marks the watch closed,
 //    removes the epoll entry (EPOLL_CTL_DEL, thread-safe), fails the waiters
-//    with OSError(EBADF), and drops the epoll entry's reference on the owner's
-//    thread (release_registration), since the owner may hold an event batch
-//    naming this watch.
+//    with OSError(EBADF), and hands the epoll entry's reference to
+//    IoDriver::release_handler, which drops it when no event batch can name
+//    this watch any more.
 //
 // Invariants (under mu_): `closed_` never goes back to false; waiters are
 //   pending or done IoWaits (a cancelled one stays listed until its task
 //   resumes and removes it); each listed IoWait holds one reference owned by
-//   the list; `owner_` is set once.
+//   the list; `driver_` and `runtime_id_` are set once.
 // Memory order: `seq_` is incremented under mu_ (release) and read without
 //   it (acquire) as a hint only; every decision is re-checked under mu_.
 #pragma once
@@ -38,6 +39,7 @@
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/detail/ref_ptr.h"
 #include "weft/io/detail/io_wait.h"
+#include "weft/sched/detail/io_driver.h"
 #include "weft/sched/detail/io_handler.h"
 #include "weft/sched/loop.h"
 
@@ -93,7 +95,9 @@ class FdWatch final : public RefCounted, public IoHandler {
   const int fd_;
   std::atomic<std::uint64_t> seq_[2] = {0, 0};
   mutable detail::SpinLock mu_;
-  Loop* owner_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The runtime's shared poller, set by the first wait (register_locked).
+  IoDriver* driver_ ABSL_GUARDED_BY(mu_) = nullptr;
+  const void* runtime_id_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   IoWait* waiters_[2] ABSL_GUARDED_BY(mu_) = {nullptr, nullptr};
 };
