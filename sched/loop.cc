@@ -127,22 +127,25 @@ TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
 
 detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,
                                    detail::Wake how) {
+  t->add_ref();  // for the caller's handle; the initial one is the running reference
+  start_detached(t, pinned, registered, how);
+  return t;
+}
+
+void Loop::start_detached(detail::TaskBase* t, bool pinned, bool registered, detail::Wake how) {
   t->set_pinned(pinned);
   if (registered) {
     rt_.register_task(t);
   } else {
     t->registry_shard_ = UINT32_MAX;
   }
-  t->add_ref();  // for the caller's handle; the initial one is the running reference
   schedule(t, how);
-  return t;
 }
 
 void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned) {
-  // start_task takes a reference for a handle; ours exists already.
   auto start = [&] {
-    t->add_ref();  // the running reference
-    start_task(t, pinned, /*registered=*/true)->release();
+    t->add_ref();  // the running reference; the caller's handle exists already
+    start_detached(t, pinned);
   };
   if (t_worker != nullptr && &t_worker->rt_ == &rt_) {
     start();

@@ -111,6 +111,12 @@ class Loop final : public detail::LoopBase {
   // the LIFO slot (the caller is about to suspend on it: run it next here).
   detail::TaskBase* start_task(detail::TaskBase* t, bool pinned, bool registered,
                                detail::Wake how = detail::Wake::kYield);
+  // The same without a handle: the caller's reference becomes the running
+  // one. For fire-and-forget tasks: their last reference then ends on a
+  // worker, so an exception nobody retrieved is reported to this runtime's
+  // handler, not from the submitting thread.
+  void start_detached(detail::TaskBase* t, bool pinned, bool registered = true,
+                      detail::Wake how = detail::Wake::kYield);
   // Starts a registered task whose handle the caller already holds; from
   // outside the runtime only while it accepts submissions.
   void start_task_from_any_thread(detail::TaskBase* t, bool pinned);

@@ -105,7 +105,10 @@ void spawn_threadsafe(Coro<T> body, Runtime& rt, std::string name = {}) {
   Loop& loop = rt.loop(0);
   auto* task = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
   detail::RefPtr<detail::TaskBase> owned(task, detail::kAdoptRef);  // freed if refused
-  auto start = [&] { loop.start_task(owned.leak(), false, /*registered=*/true)->release(); };
+  // Detached: with a handle released after the start, the task could end
+  // first and this thread would drop its last reference (and report an
+  // unretrieved exception without the runtime's handler).
+  auto start = [&] { loop.start_detached(owned.leak(), /*pinned=*/false); };
   if (detail::current_loop() != nullptr && detail::current_loop()->runtime_id() == loop.runtime_id()) {
     start();
   } else {
