@@ -35,6 +35,11 @@ constexpr std::uint32_t kMaxPinnedStreak = 8;
 // job.
 constexpr std::chrono::milliseconds kBusyPeerCheck{10};
 
+timespec to_timespec(Duration d) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
 std::uint64_t next_random(std::uint64_t& s) {
   // xorshift64*: victim choice only needs to be cheap and spread out.
   s ^= s >> 12;
@@ -394,24 +399,59 @@ void Loop::stop_searching() {
   if (rt_.idle().transition_from_searching()) rt_.notify_parked();
 }
 
-bool Loop::look_at_peers() {
+Loop::PeerView Loop::look_at_peers() {
   const std::uint32_t n = rt_.num_workers();
   if (peer_progress_.size() != n) peer_progress_.assign(n, UINT64_MAX);
-  bool get_up = true;  // unless some peer is awake and progressing
-  bool stuck = false;
+  PeerView view = PeerView::kAllAsleep;
   for (std::uint32_t i = 0; i < n; ++i) {
     const Loop& l = rt_.loop(i);
     if (&l == this) continue;
     const std::uint64_t p = l.progress_.load(std::memory_order_relaxed);
     if (!l.parked_.load(std::memory_order_relaxed)) {
-      get_up = false;
-      if (p == peer_progress_[i]) stuck = true;
+      if (p == peer_progress_[i]) {
+        view = PeerView::kStuck;
+      } else if (view == PeerView::kAllAsleep) {
+        view = PeerView::kProgressing;
+      }
     }
     peer_progress_[i] = p;
   }
-  // Every peer asleep: the caller re-runs the park protocol (it may now be
-  // the one to hold the IO driver).
-  return get_up || stuck;
+  return view;
+}
+
+bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
+  // Get up only for a peer stuck in one step since the last look: its LIFO
+  // slot, queue and the IO it would poll then wait for this worker. A peer
+  // that makes progress gets to them itself; taking them here would cost a
+  // wake-up and, on a machine shared with other processes, preempt one of
+  // them (W8's p99: 4.5 ms when every look got up, 1.1-1.8 ms now).
+  // Liveness does not depend on these looks (docs/scheduler.md): they only
+  // bound how long a stuck worker strands work.
+  Clock& clock = rt_.clock();
+  if (watch) look_at_peers();  // the baseline
+  for (;;) {
+    const TimePoint now = clock.now();
+    const bool timed = deadline != TimePoint::max();
+    if (timed && now >= deadline) return false;
+    const bool look_first = watch && (!timed || deadline - now > kBusyPeerCheck);
+    timespec ts{};
+    if (look_first) ts = to_timespec(kBusyPeerCheck);
+    else if (timed) ts = to_timespec(deadline - now);
+    woken_ = false;
+    const bool ran = poll_io(look_first || timed ? &ts : nullptr);
+    if (ran || woken_ || !look_first || rt_.stopping()) return ran;
+    switch (look_at_peers()) {
+      case PeerView::kStuck:
+        return false;
+      case PeerView::kAllAsleep:
+        // Nobody can get stuck before someone wakes us. With sockets, keep
+        // looking: the parked holder of the driver may leave and get stuck.
+        if (rt_.io_driver().registrations() == 0) watch = false;
+        break;
+      case PeerView::kProgressing:
+        break;
+    }
+  }
 }
 
 bool Loop::has_work_anywhere() const {
@@ -478,9 +518,7 @@ void Loop::park() {
       unpark_self();
       return;
     }
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    ts.tv_sec = ns / 1'000'000'000;
-    ts.tv_nsec = ns % 1'000'000'000;
+    ts = to_timespec(left);
     tsp = &ts;
   }
 
@@ -493,41 +531,12 @@ void Loop::park() {
   bool ran;
   if (unparked == 0 && driver.registrations() > 0 && driver.acquire_for_park()) {
     ran = poll_driver(tsp);
+  } else if (clock.is_manual()) {
+    ran = poll_io(tsp);  // manual time does not pass while we block
   } else {
-    // While a peer is awake (or the holder of the driver, which may leave
-    // to run a long step), look at the peers every kBusyPeerCheck, but get
-    // up only if one of them has been stuck in a single step since the last
-    // look: its LIFO slot, queue and IO may then wait for this worker. A
-    // peer that makes progress will get to them itself; taking them here
-    // would cost a wake-up and, on a machine shared with other processes,
-    // preempt one of them (measured: W8's p99 4.5 ms with a 10 ms check
-    // that always got up, 1.1-1.6 ms without).
-    const bool check_peers =
-        !clock.is_manual() && (unparked > 0 || driver.registrations() > 0);
-    if (check_peers) look_at_peers();
-    for (;;) {
-      timespec check_ts{};
-      const timespec* wait = tsp;
-      if (check_peers) {
-        const auto check = std::chrono::duration_cast<std::chrono::nanoseconds>(kBusyPeerCheck);
-        if (tsp == nullptr || ts.tv_sec * 1'000'000'000LL + ts.tv_nsec > check.count()) {
-          check_ts.tv_sec = check.count() / 1'000'000'000;
-          check_ts.tv_nsec = check.count() % 1'000'000'000;
-          wait = &check_ts;
-        }
-      }
-      woken_ = false;
-      ran = poll_io(wait);
-      if (ran || woken_ || wait == tsp || rt_.stopping()) break;
-      if (deadline != TimePoint::max()) {
-        const auto left = deadline - clock.now();
-        if (left.count() <= 0) break;
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        ts.tv_sec = ns / 1'000'000'000;
-        ts.tv_nsec = ns % 1'000'000'000;
-      }
-      if (look_at_peers()) break;
-    }
+    // Watch the peers while one is awake, or while another parked worker
+    // holds the driver (it may leave to run a long step).
+    ran = wait_watching_peers(deadline, unparked > 0 || driver.registrations() > 0);
   }
   unpark_self();
   parked_since_sample_ = true;

@@ -155,9 +155,14 @@ class Loop final : public detail::LoopBase {
   // take longer than kIoShareThresholdNs to run locally.
   void share_io_work();
   void sample_step_cost();
-  // Parked, between two waits: true if this worker should get up because a
-  // peer is stuck in one step since the last look, or every peer sleeps.
-  bool look_at_peers();
+  // The busy-peer check. look_at_peers compares each peer's progress with
+  // the last look; wait_watching_peers is park's wait for a worker that does
+  // not hold the IO driver: on its own instance until `deadline`, IO or a
+  // wake-up, looking at the peers every kBusyPeerCheck while `watch`, and
+  // returning early only for a stuck peer. Returns true if an IO handler ran.
+  enum class PeerView { kStuck, kProgressing, kAllAsleep };
+  PeerView look_at_peers();
+  bool wait_watching_peers(TimePoint deadline, bool watch);
   void drain_for_shutdown();
   void require_loop_thread(const char* what) const;
 

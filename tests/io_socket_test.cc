@@ -30,16 +30,6 @@ Socket local_listener(int backlog = SOMAXCONN) {
   return create_server(SocketAddress::ipv4("127.0.0.1", 0), o);
 }
 
-// Echoes everything until EOF, then closes.
-Coro<void> echo_conn(Socket s) {
-  char buf[4096];
-  for (;;) {
-    std::size_t n = co_await s.recv_into(buf);
-    if (n == 0) break;
-    co_await s.sendall(std::string_view(buf, n));
-  }
-}
-
 Coro<std::string> recv_exactly(Socket& s, std::size_t n) {
   std::string out;
   while (out.size() < n) {
@@ -69,7 +59,7 @@ WEFT_CO_TEST(IoSocket, TcpEchoRoundTrip) {
     auto [conn, peer] = co_await l.accept();
     EXPECT_EQ(peer.host(), "127.0.0.1");
     EXPECT_EQ(peer, conn.peer_address());
-    co_await echo_conn(std::move(conn));
+    co_await testing::echo_until_eof(std::move(conn));
   }(listener));
   Socket c = co_await create_connection("127.0.0.1", port);
   EXPECT_EQ(c.peer_address().port(), port);
@@ -274,7 +264,7 @@ WEFT_CO_TEST(IoSocket, UnixStreamServerAndClient) {
   EXPECT_EQ(l.local_address().path(), path);
   auto server = create_task([](Socket& l) -> Coro<void> {
     auto [conn, peer] = co_await l.accept();
-    co_await echo_conn(std::move(conn));
+    co_await testing::echo_until_eof(std::move(conn));
   }(l));
   Socket c = co_await create_unix_connection(path);
   co_await c.sendall("over unix");
@@ -296,7 +286,7 @@ WEFT_CO_TEST(IoSocket, UnixAbstractAddress) {
   EXPECT_EQ(l.local_address().to_string(), "unix:" + name);
   auto server = create_task([](Socket& l) -> Coro<void> {
     auto [conn, peer] = co_await l.accept();
-    co_await echo_conn(std::move(conn));
+    co_await testing::echo_until_eof(std::move(conn));
   }(l));
   Socket c = co_await create_unix_connection(name);
   co_await c.sendall("abstract");
@@ -436,7 +426,7 @@ TEST(IoSocketStress, ManyConcurrentEchoes) {
     auto acceptor = create_task([](Socket& l, int n) -> Coro<void> {
       for (int i = 0; i < n; ++i) {
         auto [conn, peer] = co_await l.accept();
-        create_task(echo_conn(std::move(conn)));
+        create_task(testing::echo_until_eof(std::move(conn)));
       }
     }(l, kConns));
     std::vector<Task<void>> clients;

@@ -53,6 +53,16 @@ Coro<bool> wait_until(Pred cond, Duration timeout = std::chrono::seconds(2)) {
   co_return true;
 }
 
+// Echoes everything `s` receives until EOF, then closes it.
+inline Coro<void> echo_until_eof(Socket s) {
+  char buf[4096];
+  for (;;) {
+    std::size_t n = co_await s.recv_into(buf);
+    if (n == 0) break;
+    co_await s.sendall(std::string_view(buf, n));
+  }
+}
+
 // A non-blocking, close-on-exec pipe closed on destruction.
 struct Pipe {
   int r = -1;

@@ -78,6 +78,11 @@ class IoDriver {
   // For a worker about to block on the shared set: takes the token unless a
   // parked worker holds it (then that one watches the set). Waits out a
   // brief holder (release_handler, a busy worker's poll).
+  // `parked_holder_` is a relaxed hint, and a false answer is safe even
+  // when stale (the holder has just released): that holder is a worker
+  // leaving park, which either parks again as the last one and takes the
+  // token, or stays awake and polls the set itself every 61 ticks; and the
+  // caller, not holding the token, keeps the busy-peer check.
   bool acquire_for_park() noexcept;
   // Drops the pending handlers, then the token.
   void release() noexcept;
