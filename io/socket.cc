@@ -54,6 +54,7 @@ Socket::Socket(int family, int type, int protocol) {
   int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) throw_errno("socket");
   *this = Socket(fd);
+  watch_->set_stream(type == SOCK_STREAM);
 }
 
 Socket Socket::adopt(int fd) {
@@ -71,7 +72,10 @@ std::pair<Socket, Socket> Socket::pair(int family, int type) {
   if (::socketpair(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
     throw_errno("socketpair");
   }
-  return {Socket(fds[0]), Socket(fds[1])};
+  std::pair<Socket, Socket> p{Socket(fds[0]), Socket(fds[1])};
+  p.first.watch_->set_stream(type == SOCK_STREAM);
+  p.second.watch_->set_stream(type == SOCK_STREAM);
+  return p;
 }
 
 Socket::Socket(Socket&& o) noexcept
@@ -205,7 +209,10 @@ Coro<std::pair<Socket, SocketAddress>> Socket::accept() {
     int c = ::accept4(fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c >= 0) {
       peer.set_size(len);
-      co_return std::pair<Socket, SocketAddress>(Socket(c), peer);
+      Socket conn(c);
+      // A connection has its listener's type.
+      if (std::optional<bool> stream = watch_->known_stream()) conn.watch_->set_stream(*stream);
+      co_return std::pair<Socket, SocketAddress>(std::move(conn), peer);
     }
     const int err = errno;
     if (err == EINTR) continue;
@@ -219,8 +226,19 @@ Coro<std::size_t> Socket::recv_into(std::span<char> buf, int flags) {
   for (;;) {
     const int fd = checked_fd("recv");
     const std::uint64_t seq = watch_->seq(FdWatch::kRead);
+    if (flags == 0 && watch_->read_drained(seq)) {
+      // The last receive emptied the queue and no edge came since: recv
+      // would fail with EAGAIN (fd_watch.h, the drained hint).
+      co_await watch_->wait(FdWatch::kRead, seq);
+      continue;
+    }
     ssize_t n = ::recv(fd, buf.data(), buf.size(), flags);
-    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (n >= 0) {
+      if (n > 0 && static_cast<std::size_t>(n) < buf.size() && flags == 0 && watch_->is_stream()) {
+        watch_->note_read_drained(seq);
+      }
+      co_return static_cast<std::size_t>(n);
+    }
     const int err = errno;
     if (err == EINTR) continue;
     if (!would_block(err)) throw_os_error(err, "recv");

@@ -397,6 +397,80 @@ WEFT_CO_TEST_WITH(IoSocket, AddressesAndResolution, testing::logged_options(g_re
   EXPECT_NE(std::string(e->what()).find("getaddrinfo(not a host)"), std::string::npos) << e->what();
 }
 
+// A receive on a stream socket that returns less than asked leaves a hint
+// that the queue is empty, so the next receive waits for an edge without
+// calling recv (io/detail/fd_watch.h). The hint must never hide bytes, an
+// end of stream, or queued records of a non-stream socket.
+
+// Receives twice on `s` after the test has sent: "<first>|<second>".
+Coro<std::string> two_receives(Socket& s) {
+  std::string first = co_await s.recv(64);
+  std::string second = co_await s.recv(64);
+  co_return first + "|" + second;
+}
+
+WEFT_CO_TEST(IoSocket, PartialReceiveThenLaterBytes) {
+  Watchdog wd(5s);
+  auto [a, b] = Socket::pair();
+  for (int i = 0; i < 20; ++i) {
+    co_await a.sendall("ping");
+    EXPECT_EQ(co_await b.recv(64), "ping");  // partial: the queue is empty
+    auto later = create_task([](Socket& s) -> Coro<void> {
+      co_await sleep(1ms);
+      co_await s.sendall("pong");
+    }(a));
+    EXPECT_EQ(co_await b.recv(64), "pong");
+    co_await later;
+  }
+}
+
+WEFT_CO_TEST(IoSocket, EndOfStreamRightAfterAPartialReceive) {
+  Watchdog wd(10s);
+  Socket listener = local_listener();
+  const std::uint16_t port = listener.local_address().port();
+  for (int i = 0; i < 20; ++i) {
+    // Unix and TCP stream sockets. The reader waits first; the bytes and the
+    // end of stream then come in one step, often as one edge, before the
+    // reader's partial receive: its second receive must still see the EOF.
+    auto [ua, ub] = Socket::pair();
+    Socket ta = co_await create_connection("127.0.0.1", port);
+    Socket tb = std::move((co_await listener.accept()).first);
+    for (auto [writer, reader] : {std::pair{&ua, &ub}, std::pair{&ta, &tb}}) {
+      auto received = create_task(two_receives(*reader));
+      co_await sleep(1ms);
+      co_await writer->sendall("last words");
+      writer->shutdown(SHUT_WR);
+      EXPECT_EQ(co_await received, "last words|");
+    }
+  }
+}
+
+WEFT_CO_TEST(IoSocket, PartialReceivesOfRecordsLeaveTheRestQueued) {
+  Watchdog wd(10s);
+  for (int type : {SOCK_DGRAM, SOCK_SEQPACKET}) {
+    for (bool adopted : {false, true}) {
+      // Created here (the type is known) or adopted (asked of the kernel).
+      std::pair<Socket, Socket> p;
+      if (adopted) {
+        int fds[2];
+        WEFT_CO_ASSERT_EQ(::socketpair(AF_UNIX, type, 0, fds), 0);
+        p = {Socket::adopt(fds[0]), Socket::adopt(fds[1])};
+      } else {
+        p = Socket::pair(AF_UNIX, type);
+      }
+      for (int i = 0; i < 10; ++i) {
+        // Two records in one step: a receive returns one of them, shorter
+        // than asked, and the other must not wait for another edge.
+        auto received = create_task(two_receives(p.second));
+        co_await sleep(1ms);
+        co_await p.first.send("one");
+        co_await p.first.send("two");
+        EXPECT_EQ(co_await received, "one|two") << "type " << type << " adopted " << adopted;
+      }
+    }
+  }
+}
+
 WEFT_CO_TEST(IoSocket, ErrorsCarryErrnoAndTheCall) {
   OSError e(ECONNRESET, "recv");
   EXPECT_EQ(e.code(), ECONNRESET);
@@ -413,8 +487,7 @@ WEFT_CO_TEST(IoSocket, ErrorsCarryErrnoAndTheCall) {
 }
 
 // Many connections echoing at once over 4 workers: tasks migrate between
-// workers while their sockets stay registered with the loop that first
-// waited on them.
+// workers while their sockets stay in the runtime's shared epoll set.
 TEST(IoSocketStress, ManyConcurrentEchoes) {
   const int kConns = testing::scaled(100, 4);
   const int kRounds = testing::scaled(50, 5);

@@ -1,6 +1,7 @@
 #include "weft/io/detail/fd_watch.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <system_error>
@@ -25,6 +26,16 @@ void complete_list(IoWait* w) noexcept {
 }
 
 }  // namespace
+
+bool FdWatch::is_stream() noexcept {
+  if (std::optional<bool> known = known_stream()) return *known;
+  int type = 0;
+  socklen_t len = sizeof type;
+  // Not a socket, or closed: no hint (the receive reports the error).
+  const bool stream = getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+  set_stream(stream);
+  return stream;
+}
 
 void FdWatch::register_locked(Loop& loop) {
   detail::IoDriver& driver = loop.runtime().io_driver();
@@ -78,6 +89,9 @@ void FdWatch::on_io(std::uint32_t events) noexcept {
   {
     detail::SpinLockHolder lock(&mu_);
     if (events & kReadEvents) {
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        read_hup_.store(true, std::memory_order_relaxed);  // published by the increment
+      }
       seq_[kRead].fetch_add(1, std::memory_order_release);
       ready[kRead] = std::exchange(waiters_[kRead], nullptr);
     }

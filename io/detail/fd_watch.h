@@ -28,6 +28,20 @@
 //   the list; `driver_` and `runtime_id_` are set once.
 // Memory order: `seq_` is incremented under mu_ (release) and read without
 //   it (acquire) as a hint only; every decision is re-checked under mu_.
+//
+// The drained hint (Tokio's "a partial read clears readiness"): a receive
+// on a stream socket that returned fewer bytes than asked emptied the
+// socket's queue, so the next receive may skip its system call (it would
+// fail with EAGAIN) and wait for the next read edge at once. It is keyed by
+// the read sequence loaded before that receive: any byte that arrived after
+// the queue emptied makes an edge, hence a later sequence, so a hint that
+// still matches the sequence is true. An end of stream or error (RDHUP,
+// HUP, ERR) is sticky instead (`read_hup_`): after it the hint is ignored,
+// since the bytes or the EOF it announced may have been reported by an edge
+// older than the hint. Relaxed: `read_hup_` is stored before the release
+// increment of `seq_[kRead]`, so a reader whose acquire load of the sequence
+// sees that increment sees the flag; a reader that loads the older value
+// waits for exactly that increment.
 #pragma once
 
 #include <atomic>
@@ -55,6 +69,27 @@ class FdWatch final : public RefCounted, public IoHandler {
   // The edge count of `d`; load it before the system call that may fail
   // with EAGAIN.
   std::uint64_t seq(Dir d) const noexcept { return seq_[d].load(std::memory_order_acquire); }
+
+  // The drained hint (file comment). `observed` is the read sequence loaded
+  // before the receive; only for receives on a stream socket without flags.
+  void note_read_drained(std::uint64_t observed) noexcept {
+    read_drained_.store(observed + 1, std::memory_order_relaxed);
+  }
+  bool read_drained(std::uint64_t observed) const noexcept {
+    return read_drained_.load(std::memory_order_relaxed) == observed + 1 &&
+           !read_hup_.load(std::memory_order_relaxed);
+  }
+  // Whether the fd is a SOCK_STREAM socket (a partial receive empties it;
+  // not so for datagrams or SOCK_SEQPACKET records). Known from the
+  // creator, or asked of the kernel once.
+  void set_stream(bool stream) noexcept {
+    stream_.store(stream ? 1 : 0, std::memory_order_relaxed);
+  }
+  std::optional<bool> known_stream() const noexcept {
+    const std::int8_t s = stream_.load(std::memory_order_relaxed);
+    return s < 0 ? std::nullopt : std::optional<bool>(s == 1);
+  }
+  bool is_stream() noexcept;
 
   class [[nodiscard]] Awaiter : public IoWaitAwaiterBase {
    public:
@@ -94,6 +129,10 @@ class FdWatch final : public RefCounted, public IoHandler {
 
   const int fd_;
   std::atomic<std::uint64_t> seq_[2] = {0, 0};
+  // The drained hint: 1 + the read sequence of the last partial receive.
+  std::atomic<std::uint64_t> read_drained_{0};
+  std::atomic<bool> read_hup_{false};
+  std::atomic<std::int8_t> stream_{-1};  // -1: not known yet
   mutable detail::SpinLock mu_;
   // The runtime's shared poller, set by the first wait (register_locked).
   IoDriver* driver_ ABSL_GUARDED_BY(mu_) = nullptr;
