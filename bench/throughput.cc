@@ -4,6 +4,7 @@
 //
 // Usage:
 //   throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] [WORKLOAD...]
+//   throughput [--scale=F] --server=PATH W8|W9...
 //   throughput [--workers=N] [--no-absl-deadlock-detection] echo-server|http-server <max_s>
 // WORKLOAD is a name (spawn_local, ...) or an id (W1..W9, any case); none
 // means W1-W7. --workers defaults to the core count. --scale multiplies the
@@ -25,6 +26,10 @@
 // W1-W7 gets one Runtime, reused by its runs; timing is done inside the
 // runtime (workloads.h). W8 and W9 start this binary as their server
 // (net_workloads.h).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -52,7 +57,12 @@ struct Options {
   std::uint32_t workers = 0;
   double scale = 1.0;
   bool absl_deadlock_detection_off = false;
+  // --server: W8/W9 load this program's server modes instead of ours.
+  std::string server;
 };
+
+// The first word of every figure: `weft`, or the --server program's name.
+std::string g_label = "weft";
 
 // --- Output ------------------------------------------------------------------
 
@@ -60,7 +70,7 @@ struct Options {
 // and rates.
 void emit(const char* workload, const char* metric, double value, int decimals,
           const char* unit) {
-  std::printf("weft %s %s %.*f %s\n", workload, metric, decimals, value, unit);
+  std::printf("%s %s %s %.*f %s\n", g_label.c_str(), workload, metric, decimals, value, unit);
   std::fflush(stdout);
 }
 
@@ -292,17 +302,26 @@ void run_offload(const Options& o) {
   emit("offload", "work_ns", work.ns_per_call, 0, "ns");
 }
 
-// This binary in a server mode, with the same runtime options.
+// This binary in a server mode, with the same runtime options; or the
+// --server program, with no options (it picks its own thread count).
 ServerCommand server_command(const Options& o) {
   ServerCommand c;
+  if (!o.server.empty()) {
+    c.exe = o.server;
+    return c;
+  }
   c.exe = "/proc/self/exe";
   c.flags.push_back("--workers=" + std::to_string(o.workers));
   if (o.absl_deadlock_detection_off) c.flags.push_back("--no-absl-deadlock-detection");
   return c;
 }
 
-bool check_server_exit(const char* workload, int status) {
-  return check(status == 0, workload,
+// Our server modes stop gracefully on SIGTERM; the contract only asks a
+// --server program to serve "until it is killed", so dying of that SIGTERM
+// is a clean stop for it.
+bool check_server_exit(const Options& o, const char* workload, int status) {
+  const bool killed_by_stop = !o.server.empty() && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+  return check(status == 0 || killed_by_stop, workload,
                "its server did not exit cleanly when stopped: " + describe_wait_status(status));
 }
 
@@ -325,7 +344,7 @@ void run_tcp_echo(const Options& o) {
              std::to_string(r.load.verified) + " of " + std::to_string(r.load.sent) +
                  " messages echoed") ||
       !check(r.load.measured > 0, "tcp_echo", "no message completed in the measured window") ||
-      !check_server_exit("tcp_echo", r.server_status)) {
+      !check_server_exit(o, "tcp_echo", r.server_status)) {
     return;
   }
   emit("tcp_echo", "msgs_per_s", r.load.msgs_per_s, 0, "msgs/s");
@@ -355,7 +374,7 @@ void run_http_hello(const Options& o) {
              std::to_string(r.wrk.non_2xx) + " responses were not 2xx/3xx") ||
       !check(r.wrk.socket_errors == 0, "http_hello",
              "wrk counted " + std::to_string(r.wrk.socket_errors) + " socket errors") ||
-      !check_server_exit("http_hello", r.server_status)) {
+      !check_server_exit(o, "http_hello", r.server_status)) {
     return;
   }
   emit("http_hello", "req_per_s", r.wrk.req_per_s, 0, "req/s");
@@ -393,6 +412,7 @@ void usage(std::FILE* f) {
                "[WORKLOAD...]\n"
                "       throughput [--workers=N] [--no-absl-deadlock-detection] "
                "echo-server|http-server <max_s>\n"
+               "       throughput [--scale=F] --server=PATH W8|W9...\n"
                "WORKLOAD: a name or W1..W9; none runs W1-W7:");
   for (const Workload& w : kWorkloads) std::fprintf(f, " %s(%s)", w.id, w.name);
   std::fprintf(f,
@@ -403,6 +423,9 @@ void usage(std::FILE* f) {
                "             WEFT_BENCH_ABSL_DEADLOCK_DETECTION=off); see bench/README.md\n"
                "echo-server, http-server: W8's and W9's servers on 127.0.0.1 (prints\n"
                "             LISTEN <port>; stops on SIGTERM or after max_s seconds)\n"
+               "--server=PATH  W8/W9 load `PATH echo-server|http-server <max_s>` (another\n"
+               "             runtime's server, same contract) instead of weft's; its figures\n"
+               "             are labelled with PATH's file name\n"
                "W9 runs wrk, which must be in PATH.\n");
 }
 
@@ -476,6 +499,14 @@ int harness_main(int argc, char** argv) {
       opts.absl_deadlock_detection_off = true;
       continue;
     }
+    if (a.rfind("--server=", 0) == 0) {
+      opts.server = std::string(a.substr(9));
+      if (opts.server.empty() || access(opts.server.c_str(), X_OK) != 0) {
+        std::fprintf(stderr, "error: bad %s (want the path of an executable server)\n", argv[i]);
+        return 2;
+      }
+      continue;
+    }
     if (a.rfind("--scale=", 0) == 0) {
       char* end = nullptr;
       std::string v(a.substr(8));
@@ -508,6 +539,22 @@ int harness_main(int argc, char** argv) {
     return 2;
   }
 
+  if (!opts.server.empty()) {
+    // Only the network workloads have a server to swap.
+    if (selected.empty()) {
+      std::fprintf(stderr, "error: --server needs W8 and/or W9\n");
+      return 2;
+    }
+    for (const Workload* w : selected) {
+      if (w->run != run_tcp_echo && w->run != run_http_hello) {
+        std::fprintf(stderr, "error: --server measures W8/W9 only, not %s (%s)\n", w->id,
+                     w->name);
+        return 2;
+      }
+    }
+    const std::size_t slash = opts.server.rfind('/');
+    g_label = slash == std::string::npos ? opts.server : opts.server.substr(slash + 1);
+  }
   if (selected.empty()) {
     for (const Workload& w : kWorkloads) {
       if (w.by_default) selected.push_back(&w);
@@ -523,6 +570,7 @@ int harness_main(int argc, char** argv) {
     }
   }
   apply_absl_deadlock_detection(opts);
+  if (!opts.server.empty()) progress("throughput: the server is %s", opts.server.c_str());
   progress("throughput: %u workers%s; Abseil mutex deadlock detection: %s", opts.workers,
            opts.scale == 1 ? "" : (", scale " + std::to_string(opts.scale) +
                                    " (figures not comparable with the README's)")

@@ -417,8 +417,8 @@ Outcome run_harness(const std::string& args) {
 
 // The (workload, metric, unit) of every stdout line, which must all be
 // contract lines.
-std::vector<std::string> figures_of(const std::string& out) {
-  const std::regex line(R"(weft (\w+) (\w+) ([0-9]+(\.[0-9]+)?) (\S+))");
+std::vector<std::string> figures_of(const std::string& out, const std::string& label = "weft") {
+  const std::regex line(label + R"( (\w+) (\w+) ([0-9]+(\.[0-9]+)?) (\S+))");
   std::istringstream in(out);
   std::vector<std::string> figures;
   for (std::string l; std::getline(in, l);) {
@@ -445,6 +445,22 @@ TEST(Harness, MeasuresTcpEchoThroughItsOwnServerMode) {
   EXPECT_EQ(figures_of(o.out),
             (std::vector<std::string>{"tcp_echo msgs_per_s msgs/s", "tcp_echo p50_us us",
                                       "tcp_echo p99_us us"}));
+}
+
+TEST(Harness, MeasuresAnotherServerWithTheSameContract) {
+  // Any program with the contract's server modes; here this harness, whose
+  // figures are then labelled with its file name instead of `weft`.
+  Outcome o = run_harness("--scale=0.04 --server=bench/throughput W8");
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_EQ(figures_of(o.out, "throughput"),
+            (std::vector<std::string>{"tcp_echo msgs_per_s msgs/s", "tcp_echo p50_us us",
+                                      "tcp_echo p99_us us"}));
+  for (const char* args : {"--server=bench/no_such_server W8", "--server= W8",
+                           "--server=bench/throughput", "--server=bench/throughput W8 W1"}) {
+    Outcome bad = run_harness(args);
+    EXPECT_EQ(bad.status, 2) << args;
+    EXPECT_EQ(bad.out, "") << args;
+  }
 }
 
 TEST(Harness, RejectsUnknownWorkloads) {
