@@ -4,9 +4,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <stdexcept>
 
 #include "absl/strings/str_format.h"
@@ -224,11 +226,17 @@ void Loop::sample_step_cost() {
                                .count();
   const std::uint64_t ticks = tick_ - sample_tick_;
   if (ticks > 0 && !parked_since_sample_) {
-    // Wall time: an interval in which the OS preempted this thread reads
-    // long, so one sample may raise the estimate by at most 4x its 1/8.
-    const std::int64_t per_tick =
-        std::min((now - sample_ns_) / static_cast<std::int64_t>(ticks), 4 * step_ns_ + 1000);
-    step_ns_ += (per_tick - step_ns_) / 8;
+    // Wall time, since a thread's CPU clock costs a system call here. An
+    // interval in which the OS preempted this thread reads long, and
+    // preemption only ever adds: the least of the last few samples is the
+    // cost of the steps themselves, and steps that really got longer raise
+    // every sample, so the estimate follows within kStepSamples polls. (A
+    // running average did not: on two cores shared with wrk, preempted
+    // intervals pushed it past the sharing threshold 170 times in a W9 run,
+    // and the woken peer then shared the core with the first worker.)
+    step_samples_[next_step_sample_] = (now - sample_ns_) / static_cast<std::int64_t>(ticks);
+    next_step_sample_ = (next_step_sample_ + 1) % kStepSamples;
+    step_ns_ = *std::min_element(std::begin(step_samples_), std::end(step_samples_));
   }
   sample_ns_ = now;
   sample_tick_ = tick_;

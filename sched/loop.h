@@ -181,9 +181,13 @@ class Loop final : public detail::LoopBase {
   // Set while poll_io dispatches a batch: its wake-ups queue tasks here
   // without waking peers; share_io_work decides once for the batch.
   bool dispatching_io_ = false;
-  // Running estimate of one scheduling tick's cost (ns), sampled by the
-  // busy polls (sample_step_cost).
+  // Estimate of one scheduling tick's cost (ns): the least of the last
+  // kStepSamples samples taken by the busy polls (sample_step_cost).
+  static constexpr int kStepSamples = 8;
   std::int64_t step_ns_ = 10'000;
+  std::int64_t step_samples_[kStepSamples] = {10'000, 10'000, 10'000, 10'000,
+                                              10'000, 10'000, 10'000, 10'000};
+  int next_step_sample_ = 0;
   std::int64_t sample_ns_ = 0;
   std::uint64_t sample_tick_ = 0;
   bool parked_since_sample_ = true;
