@@ -170,9 +170,10 @@ openssl_build() {
     cat "$work/configure.log" >&2; die "Configure failed for $dir"; }
   # weft compiles against the installed headers: their configuration.h (features, integer
   # types) must be the one these libraries were built with.
-  local defines='^\s*#\s*define'
-  diff <(grep -E "$defines" "$work/build/include/openssl/configuration.h" | tr -s ' ') \
-    <(grep -E "$defines" "/usr/include/$MULTIARCH/openssl/configuration.h" | tr -s ' ') >&2 ||
+  # Compared as `#define NAME VALUE` lines: releases differ in how they space the `#`.
+  defines_of() { sed -nE 's/^\s*#\s*define\s+/#define /p' "$1" | tr -s ' \t' ' '; }
+  diff <(defines_of "$work/build/include/openssl/configuration.h") \
+    <(defines_of "/usr/include/$MULTIARCH/openssl/configuration.h") >&2 ||
     die "OpenSSL configured with other features than the installed headers (diff above)"
   { make -C "$work/build" "${dirs[@]}" build_generated &&
     make -C "$work/build" -j "$JOBS" "${dirs[@]}" libcrypto.so libssl.so; } \
