@@ -70,12 +70,14 @@ class ReaderState {
     }
   }
 
+  // The one-read-at-a-time claim, taken by every read and by start_tls.
   class Guard {
    public:
-    explicit Guard(ReaderState& s) : s_(s) {
-      if (s_.busy_.exchange(true, std::memory_order_acquire)) {
-        throw RuntimeError("StreamReader: a read is already in progress in another task");
-      }
+    explicit Guard(ReaderState& s,
+                   const char* busy_message =
+                       "StreamReader: another read or start_tls is in progress on this stream")
+        : s_(s) {
+      if (s_.busy_.exchange(true, std::memory_order_acquire)) throw RuntimeError(busy_message);
     }
     ~Guard() { s_.busy_.store(false, std::memory_order_release); }
     Guard(const Guard&) = delete;
@@ -120,6 +122,12 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     if (eof_) throw RuntimeError("StreamWriter::write after write_eof()");
     if (error_) std::rethrow_exception(error_);
     if (data.empty()) return;
+    if (upgrading_) {
+      // Sent over the new layer once the upgrade is done.
+      held_.append(data);
+      if (queued_locked() > high_) paused_ = true;
+      return;
+    }
     if (!flushing_ && buf_.empty()) {
       // Nothing queued: send at once, in the caller's step.
       try {
@@ -135,11 +143,8 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       }
     }
     buf_.append(data);
-    if (buf_.size() > high_) paused_ = true;
-    if (!flushing_) {
-      create_task(flush_loop(FlushLease(shared_from_this())));
-      flushing_ = true;
-    }
+    if (queued_locked() > high_) paused_ = true;
+    start_flush_locked();
   }
 
   Coro<void> drain() {
@@ -165,7 +170,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       detail::SpinLockHolder lock(&mu_);
       if (eof_ || closing_) return;
       eof_ = true;
-      if (!flushing_) finish_locked(w);
+      if (!flushing_ && !upgrading_) finish_locked(w);
     }
     w.run();
   }
@@ -176,7 +181,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       detail::SpinLockHolder lock(&mu_);
       if (closing_) return;
       closing_ = true;
-      if (!flushing_) finish_locked(w);
+      if (!flushing_ && !upgrading_) finish_locked(w);
     }
     w.run();
   }
@@ -187,6 +192,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       detail::SpinLockHolder lock(&mu_);
       closing_ = true;
       buf_.clear();
+      held_.clear();
       if (!error_) {
         fail_locked(std::make_exception_ptr(
                         ConnectionAbortedError(ECONNABORTED, "StreamWriter", "aborted")),
@@ -220,7 +226,78 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
 
   std::size_t buffered() const {
     detail::SpinLockHolder lock(&mu_);
-    return buf_.size();
+    return queued_locked();
+  }
+
+  // upgrade_stream, step 1. From the call on, writes are held back
+  // (upgrading_); then it waits until everything written before the call is
+  // sent. Raises the connection's error, or RuntimeError after close() /
+  // write_eof() or during another upgrade. If it raises (a cancellation
+  // too), the upgrade is abandoned: the held writes go out as usual.
+  Coro<void> begin_upgrade() {
+    {
+      detail::SpinLockHolder lock(&mu_);
+      if (error_) std::rethrow_exception(error_);
+      if (closing_) throw RuntimeError("start_tls: the writer is closed");
+      if (eof_) throw RuntimeError("start_tls: the writer is half-closed (write_eof)");
+      if (upgrading_) throw RuntimeError("start_tls: the stream is already being upgraded");
+      upgrading_ = true;
+    }
+    for (;;) {
+      std::optional<Future<void>> f;
+      {
+        detail::SpinLockHolder lock(&mu_);
+        if (error_) break;
+        if (!flushing_ && buf_.empty()) co_return;
+        f.emplace();
+        idle_waiters_.push_back(*f);
+      }
+      try {
+        co_await *f;
+      } catch (...) {
+        end_upgrade(nullptr, nullptr);
+        throw;
+      }
+    }
+    std::exception_ptr e;
+    {
+      detail::SpinLockHolder lock(&mu_);
+      e = error_;
+    }
+    end_upgrade(nullptr, nullptr);
+    std::rethrow_exception(e);
+  }
+
+  // Step 2: installs `layer` (if any) and resumes sending, through it: the
+  // held writes go out, and a close() or write_eof() that came meanwhile
+  // takes effect. With `error` instead, the upgrade failed: the queue is
+  // dropped and every later call raises it. The caller holds the reader's
+  // claim, so the reader does not use the transport meanwhile either.
+  void end_upgrade(std::unique_ptr<StreamLayer> layer, std::exception_ptr error) {
+    Wakeups w;
+    {
+      detail::SpinLockHolder lock(&mu_);
+      upgrading_ = false;
+      if (layer) t_->set_layer(std::move(layer));
+      if (error) {
+        if (!error_) fail_locked(std::move(error), w);
+      } else if (!error_ && !held_.empty()) {
+        // Behind whatever plain data is still queued (an abandoned upgrade).
+        buf_.append(held_.view());
+        held_.clear();
+        start_flush_locked();
+      } else if (!flushing_) {
+        finish_locked(w);
+      }
+    }
+    w.run();
+  }
+
+  // The transport's layer, or null. Under mu_ because end_upgrade sets
+  // it; once set it never changes.
+  StreamLayer* layer() const {
+    detail::SpinLockHolder lock(&mu_);
+    return t_->layer();
   }
 
   std::shared_ptr<StreamTransport> t_;
@@ -304,7 +381,7 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
         try {
           if (std::optional<std::size_t> n = t_->try_send(buf_.view(), wait_for)) {
             buf_.consume(*n);
-            if (paused_ && buf_.size() <= low_) {
+            if (paused_ && queued_locked() <= low_) {
               paused_ = false;
               w.ok.swap(drain_waiters_);
             }
@@ -323,12 +400,28 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
     return step;
   }
 
-  // The queue is empty and no flush runs: wake drainers, then do the
-  // shutdowns that close()/write_eof() asked for.
+  void start_flush_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (flushing_) return;
+    create_task(flush_loop(FlushLease(shared_from_this())));
+    flushing_ = true;
+  }
+
+  std::size_t queued_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return buf_.size() + held_.size();
+  }
+
+  // The queue is empty and no flush runs: wake begin_upgrade and drainers,
+  // then do the shutdowns that close()/write_eof() asked for (during an
+  // upgrade, the held writes and the shutdowns wait for end_upgrade).
   void finish_locked(Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    paused_ = false;
-    for (auto& f : drain_waiters_) w.ok.push_back(std::move(f));
-    drain_waiters_.clear();
+    for (auto& f : idle_waiters_) w.ok.push_back(std::move(f));
+    idle_waiters_.clear();
+    if (queued_locked() <= low_) {
+      paused_ = false;
+      for (auto& f : drain_waiters_) w.ok.push_back(std::move(f));
+      drain_waiters_.clear();
+    }
+    if (upgrading_) return;
     if (eof_ && !shut_wr_ && !closing_) {
       t_->shutdown_write();  // ENOTCONN etc. change nothing for the caller
       shut_wr_ = true;
@@ -349,10 +442,13 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   void fail_locked(std::exception_ptr e, Wakeups& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     error_ = std::move(e);
     buf_.clear();
+    held_.clear();
     paused_ = false;
     w.error = error_;
     for (auto& f : drain_waiters_) w.failed.push_back(std::move(f));
     drain_waiters_.clear();
+    for (auto& f : idle_waiters_) w.failed.push_back(std::move(f));
+    idle_waiters_.clear();
     if (closing_) mark_closed_locked(w);
   }
 
@@ -368,8 +464,14 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
   bool eof_ ABSL_GUARDED_BY(mu_) = false;      // write_eof() called
   bool shut_wr_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;   // the closing finished
+  // Between begin_upgrade and end_upgrade: writes go to held_; once buf_
+  // is sent, nothing is sent and no flusher runs.
+  bool upgrading_ ABSL_GUARDED_BY(mu_) = false;
+  ByteBuffer held_ ABSL_GUARDED_BY(mu_);
   std::exception_ptr error_ ABSL_GUARDED_BY(mu_);
   std::vector<Future<void>> drain_waiters_ ABSL_GUARDED_BY(mu_);
+  // begin_upgrade callers waiting for the queue to empty.
+  std::vector<Future<void>> idle_waiters_ ABSL_GUARDED_BY(mu_);
   std::vector<Future<void>> close_waiters_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -377,7 +479,58 @@ struct StreamAccess {
   static StreamReader reader(std::shared_ptr<ReaderState> s) { return StreamReader(std::move(s)); }
   static StreamWriter writer(std::shared_ptr<WriterState> s) { return StreamWriter(std::move(s)); }
   static Server server(std::shared_ptr<ServerState> s) { return Server(std::move(s)); }
+  static const std::shared_ptr<ReaderState>& state(const StreamReader& r) { return r.s_; }
+  static const std::shared_ptr<WriterState>& state(const StreamWriter& w) { return w.s_; }
 };
+
+namespace {
+// Takes a failed upgrade's connection down: shut down, so the peer sees the
+// end at once, and the error recorded on both sides (the descriptor closes
+// with the last handle, as always).
+void fail_upgrade(ReaderState& r, WriterState& w, std::exception_ptr error) {
+  ::shutdown(r.t_->socket().fd(), SHUT_RDWR);
+  r.error_ = error;
+  w.end_upgrade(nullptr, std::move(error));
+}
+}  // namespace
+
+Coro<void> upgrade_stream(StreamReader& reader, StreamWriter& writer,
+                          std::unique_ptr<StreamLayer> layer) {
+  if (!reader.valid() || !writer.valid()) throw std::invalid_argument("start_tls: no stream");
+  std::shared_ptr<ReaderState> r = StreamAccess::state(reader);
+  std::shared_ptr<WriterState> w = StreamAccess::state(writer);
+  if (r->t_ != w->t_) {
+    throw std::invalid_argument("start_tls: the reader and the writer are not one stream");
+  }
+  ReaderState::Guard guard(*r, "start_tls: a read is in progress on this stream");
+  if (r->t_->layer() != nullptr) throw RuntimeError("start_tls: the stream already has TLS");
+  if (r->error_) std::rethrow_exception(r->error_);
+  if (!r->buf_.empty()) {
+    // They came before the upgrade, in the clear: handing them to the
+    // application as if they came over TLS is the STARTTLS injection
+    // (docs/io.md, "start_tls").
+    throw RuntimeError(absl::StrFormat(
+        "start_tls: %d bytes received before the upgrade have not been read", r->buf_.size()));
+  }
+  co_await w->begin_upgrade();  // a cancellation here changed nothing
+  try {
+    co_await layer->start(r->t_->socket());
+  } catch (const CancelledError&) {
+    fail_upgrade(*r, *w,
+                 std::make_exception_ptr(ConnectionAbortedError(
+                     ECONNABORTED, "start_tls", "the TLS handshake was cancelled")));
+    throw;
+  } catch (...) {
+    fail_upgrade(*r, *w, std::current_exception());
+    throw;
+  }
+  w->end_upgrade(std::move(layer), nullptr);
+}
+
+StreamLayer* stream_layer(const StreamWriter& writer) {
+  if (!writer.valid()) throw std::invalid_argument("StreamWriter: no stream");
+  return StreamAccess::state(writer)->layer();
+}
 
 }  // namespace detail
 
@@ -701,6 +854,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
         co_return;  // e.g. a failed handshake or a client that left: its problem
       } catch (const TlsError&) {
         co_return;
+      } catch (const TimeoutError&) {
+        co_return;  // e.g. a TLS client that never finished its handshake
       }
     } else {
       streams = open_stream(std::move(sock), self->options_.stream);

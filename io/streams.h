@@ -187,9 +187,10 @@ struct ServerOptions {
   StreamOptions stream;
   // Makes each connection's streams; default open_stream. A TLS server sets
   // weft::tls_server_opener(context) (weft/io/tls.h). It runs in the
-  // connection's task, before the handler; if it fails with an OSError or
-  // TlsError (the client's problem, e.g. a failed handshake) the connection
-  // is dropped quietly, anything else is reported like a handler's error.
+  // connection's task, before the handler; if it fails with an OSError,
+  // TlsError or TimeoutError (the client's problem, e.g. a failed or slow
+  // handshake) the connection is dropped quietly, anything else is reported
+  // like a handler's error.
   StreamOpener open_streams;
   // After EMFILE / ENFILE / ENOBUFS / ENOMEM from accept, the server
   // reports the error, pauses accepting for this long, and tries again

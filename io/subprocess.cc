@@ -31,7 +31,8 @@ class PipeTransport final : public detail::StreamTransport {
  public:
   using StreamTransport::StreamTransport;
 
-  Coro<std::size_t> recv_into(std::span<char> buf) override {
+ protected:
+  Coro<std::size_t> raw_recv_into(std::span<char> buf) override {
     co_await detail::BudgetAwaiter();
     for (;;) {
       const int fd = socket_.fd();
@@ -45,7 +46,8 @@ class PipeTransport final : public detail::StreamTransport {
     }
   }
 
-  std::optional<std::size_t> try_send(std::string_view data, FdWatch::Dir* wait_for) override {
+  std::optional<std::size_t> raw_try_send(std::string_view data,
+                                          FdWatch::Dir* wait_for) override {
     *wait_for = FdWatch::kWrite;
     for (;;) {
       const int fd = socket_.fd();
@@ -60,8 +62,7 @@ class PipeTransport final : public detail::StreamTransport {
 
   // A pipe has one direction: ending it is closing it (the child sees EOF).
   // Called by the writer under its lock, when no flush runs.
-  void shutdown_write() noexcept override { socket_.close(); }
-  void shutdown_both() noexcept override { socket_.close(); }
+  void raw_shutdown(int) noexcept override { socket_.close(); }
 };
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }

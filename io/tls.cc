@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +16,7 @@
 #include "weft/io/detail/io_wait.h"
 #include "weft/io/detail/stream_transport.h"
 #include "weft/io/errors.h"
+#include "weft/sched/cancel_scope.h"
 
 namespace weft {
 namespace {
@@ -55,22 +58,31 @@ bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 // What an SSL_* call that returned `rc` wants.
 enum class Want { kDone, kRead, kWrite, kEof };
 
-class TlsTransport final : public detail::StreamTransport {
+// TLS on a stream (detail::StreamLayer). The SSL object is used by the
+// reader's task and, through try_send, by the writer under its lock; they
+// may run on two workers at once, so every SSL call holds `mu_`. Waits for
+// readiness happen outside it.
+class TlsLayer final : public detail::StreamLayer {
  public:
-  TlsTransport(Socket s, const TlsContext& ctx) : StreamTransport(std::move(s)), ctx_(ctx) {
+  explicit TlsLayer(const TlsContext& ctx) : ctx_(ctx) {
     ssl_ = SSL_new(ctx.native_handle());
     if (ssl_ == nullptr) throw_tls("SSL_new");
-    if (SSL_set_fd(ssl_, socket_.fd()) != 1) {
-      SSL_free(ssl_);
-      throw_tls("SSL_set_fd");
-    }
   }
-  ~TlsTransport() override { SSL_free(ssl_); }
+  ~TlsLayer() override { SSL_free(ssl_); }
 
+  // The client side: `hostname` is sent as SNI and verified (an IP address
+  // as one). Without a name, only a context that does not verify will do.
   void set_client(const std::string& hostname) {
     absl::MutexLock lock(&mu_);
     SSL_set_connect_state(ssl_);
-    if (hostname.empty()) return;
+    if (hostname.empty()) {
+      if (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) {
+        throw std::invalid_argument(
+            "TLS client: a server_hostname is needed to verify the server's certificate "
+            "(or turn verification off with TlsContext::set_verify(false))");
+      }
+      return;
+    }
     if (SocketAddress::parse_ip(hostname, 0)) {
       X509_VERIFY_PARAM* p = SSL_get0_param(ssl_);
       if (X509_VERIFY_PARAM_set1_ip_asc(p, hostname.c_str()) != 1) throw_tls("set1_ip_asc");
@@ -84,8 +96,13 @@ class TlsTransport final : public detail::StreamTransport {
     SSL_set_accept_state(ssl_);
   }
 
-  Coro<void> handshake() {
-    FdWatch& watch = socket_.watch();
+  // The handshake.
+  Coro<void> start(Socket& s) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (SSL_set_fd(ssl_, s.fd()) != 1) throw_tls("SSL_set_fd");
+    }
+    FdWatch& watch = s.watch();
     for (;;) {
       const std::uint64_t seq[2] = {watch.seq(FdWatch::kRead), watch.seq(FdWatch::kWrite)};
       Want want;
@@ -104,9 +121,9 @@ class TlsTransport final : public detail::StreamTransport {
     }
   }
 
-  Coro<std::size_t> recv_into(std::span<char> buf) override {
+  Coro<std::size_t> recv_into(Socket& s, std::span<char> buf) override {
     co_await detail::BudgetAwaiter();
-    FdWatch& watch = socket_.watch();
+    FdWatch& watch = s.watch();
     for (;;) {
       const std::uint64_t seq[2] = {watch.seq(FdWatch::kRead), watch.seq(FdWatch::kWrite)};
       Want want;
@@ -124,7 +141,8 @@ class TlsTransport final : public detail::StreamTransport {
     }
   }
 
-  std::optional<std::size_t> try_send(std::string_view data, FdWatch::Dir* wait_for) override {
+  std::optional<std::size_t> try_send(Socket&, std::string_view data,
+                                      FdWatch::Dir* wait_for) override {
     if (data.empty()) return 0;
     absl::MutexLock lock(&mu_);
     ERR_clear_error();
@@ -143,24 +161,34 @@ class TlsTransport final : public detail::StreamTransport {
     }
   }
 
-  void shutdown_write() noexcept override {
-    send_close_notify();
-    ::shutdown(socket_.fd(), SHUT_WR);
-  }
-  void shutdown_both() noexcept override {
-    send_close_notify();
-    ::shutdown(socket_.fd(), SHUT_RDWR);
-  }
-
- private:
-  void send_close_notify() noexcept {
+  // close_notify: non-blocking and best effort, it goes out if the socket
+  // takes it.
+  void before_shutdown(Socket&) noexcept override {
     absl::MutexLock lock(&mu_);
     ERR_clear_error();
-    // Non-blocking and best effort: it goes out if the socket takes it.
     if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
     ERR_clear_error();
   }
 
+  TlsInfo info() const {
+    absl::MutexLock lock(&mu_);
+    TlsInfo i;
+    i.version = SSL_get_version(ssl_);
+    if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl_)) i.cipher = SSL_CIPHER_get_name(c);
+    if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) {
+      i.server_name = name;
+    }
+    if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
+      char buf[512];
+      if (X509_NAME_oneline(X509_get_subject_name(peer), buf, sizeof buf) != nullptr) {
+        i.peer_subject = buf;
+      }
+      X509_free(peer);
+    }
+    return i;
+  }
+
+ private:
   Want classify(int rc, const char* what, bool handshake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int err = SSL_get_error(ssl_, rc);
     switch (err) {
@@ -196,9 +224,36 @@ class TlsTransport final : public detail::StreamTransport {
   }
 
   TlsContext ctx_;  // keeps the SSL_CTX alive
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   SSL* ssl_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
+
+// A client or server layer for `context`.
+std::unique_ptr<TlsLayer> make_layer(const TlsContext& context, bool server,
+                                     const std::string& server_hostname, const char* who) {
+  if (context.is_server() != server) {
+    throw std::invalid_argument(
+        absl::StrFormat("%s: a %s context", who, context.is_server() ? "server" : "client"));
+  }
+  auto layer = std::make_unique<TlsLayer>(context);
+  if (server) {
+    layer->set_server();
+  } else {
+    layer->set_client(server_hostname);
+  }
+  return layer;
+}
+
+// A stream over `socket` whose TLS handshake is done. On failure or
+// cancellation the socket closes with the transport.
+Coro<std::pair<StreamReader, StreamWriter>> tls_stream(Socket socket,
+                                                        std::unique_ptr<TlsLayer> layer,
+                                                        StreamOptions options) {
+  auto t = std::make_shared<detail::StreamTransport>(std::move(socket));
+  co_await layer->start(t->socket());
+  t->set_layer(std::move(layer));
+  co_return detail::make_stream(std::move(t), options);
+}
 
 }  // namespace
 
@@ -243,35 +298,54 @@ void TlsContext::load_cert_chain(const std::string& cert_chain_file, const std::
 Coro<std::pair<StreamReader, StreamWriter>> tls_client_stream(Socket socket, TlsContext context,
                                                               std::string server_hostname,
                                                               StreamOptions options) {
-  if (context.is_server()) throw std::invalid_argument("tls_client_stream: a server context");
-  auto t = std::make_shared<TlsTransport>(std::move(socket), context);
-  t->set_client(server_hostname);
-  co_await t->handshake();  // on failure or cancellation `t` closes the socket
-  co_return detail::make_stream(std::move(t), options);
+  auto layer = make_layer(context, /*server=*/false, server_hostname, "tls_client_stream");
+  co_return co_await tls_stream(std::move(socket), std::move(layer), options);
 }
 
 Coro<std::pair<StreamReader, StreamWriter>> open_tls_connection(
     std::string host, std::uint16_t port, TlsContext context, StreamOptions options,
     std::optional<std::string> server_hostname) {
+  auto layer =
+      make_layer(context, /*server=*/false, server_hostname.value_or(host), "open_tls_connection");
   ConnectOptions c;
   c.timeout = options.connect_timeout;
   Socket s = co_await create_connection(host, port, c);
-  co_return co_await tls_client_stream(std::move(s), std::move(context),
-                                       server_hostname.value_or(host), options);
+  co_return co_await tls_stream(std::move(s), std::move(layer), options);
 }
 
 Coro<std::pair<StreamReader, StreamWriter>> tls_server_stream(Socket socket, TlsContext context,
                                                               StreamOptions options) {
-  if (!context.is_server()) throw std::invalid_argument("tls_server_stream: a client context");
-  auto t = std::make_shared<TlsTransport>(std::move(socket), context);
-  t->set_server();
-  co_await t->handshake();
-  co_return detail::make_stream(std::move(t), options);
+  auto layer = make_layer(context, /*server=*/true, "", "tls_server_stream");
+  co_return co_await tls_stream(std::move(socket), std::move(layer), options);
 }
 
-StreamOpener tls_server_opener(TlsContext context) {
-  return [context](Socket s, const StreamOptions& o) {
-    return tls_server_stream(std::move(s), context, o);
+Coro<void> start_tls(StreamReader& reader, StreamWriter& writer, TlsContext context,
+                     std::string server_hostname) {
+  auto layer = make_layer(context, context.is_server(), server_hostname, "start_tls");
+  co_await detail::upgrade_stream(reader, writer, std::move(layer));
+}
+
+std::optional<TlsInfo> tls_info(const StreamWriter& writer) {
+  const auto* layer = dynamic_cast<const TlsLayer*>(detail::stream_layer(writer));
+  if (layer == nullptr) return std::nullopt;
+  return layer->info();
+}
+
+namespace {
+Coro<std::pair<StreamReader, StreamWriter>> server_handshake_within(Socket s, TlsContext context,
+                                                                    StreamOptions options,
+                                                                    Duration limit) {
+  co_return co_await timeout(limit, tls_server_stream(std::move(s), std::move(context), options));
+}
+}  // namespace
+
+StreamOpener tls_server_opener(TlsContext context, Duration handshake_timeout) {
+  if (handshake_timeout <= Duration::zero()) {
+    throw std::invalid_argument("tls_server_opener: handshake_timeout must be positive");
+  }
+  if (!context.is_server()) throw std::invalid_argument("tls_server_opener: a client context");
+  return [context, handshake_timeout](Socket s, const StreamOptions& o) {
+    return server_handshake_within(std::move(s), context, o, handshake_timeout);
   };
 }
 

@@ -14,8 +14,12 @@
 // Failures raise CertificateVerifyError; other TLS failures TlsError
 // (weft/io/errors.h); socket failures OSError as usual. TLS 1.2 or later.
 //
-// Design: a TLS transport (detail::StreamTransport) drives a non-blocking
-// SSL object on the socket. SSL_read / SSL_write / SSL_do_handshake run
+// STARTTLS-style protocols (SMTP, IMAP, PostgreSQL) speak in the clear
+// first and upgrade the open connection with start_tls (asyncio's
+// StreamWriter.start_tls); the same reader and writer then carry TLS.
+//
+// Design: a TLS layer (detail::StreamLayer, under the stream's transport)
+// drives a non-blocking SSL object on the socket. SSL_read / SSL_write / SSL_do_handshake run
 // under a per-connection mutex (OpenSSL does not allow concurrent calls on
 // one SSL object, and the reader and the writer may run on two workers);
 // WANT_READ / WANT_WRITE wait on the socket's registration outside the lock.
@@ -37,6 +41,7 @@
 #include "weft/core/coro.h"
 #include "weft/io/socket.h"
 #include "weft/io/streams.h"
+#include "weft/sched/clock.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -81,7 +86,41 @@ class TlsContext {
 [[nodiscard]] Coro<std::pair<StreamReader, StreamWriter>> tls_server_stream(
     Socket socket, TlsContext context, StreamOptions options = {});
 // For ServerOptions::open_streams: every connection does the server
-// handshake with `context` before the handler runs.
-StreamOpener tls_server_opener(TlsContext context);
+// handshake with `context` before the handler runs. A client that has not
+// finished its handshake within `handshake_timeout` is dropped (asyncio's
+// ssl_handshake_timeout, 60 s by default), so clients that connect and
+// never speak do not hold a connection each for ever.
+StreamOpener tls_server_opener(TlsContext context,
+                               Duration handshake_timeout = std::chrono::seconds(60));
+
+// Upgrades an open plain stream to TLS in place (asyncio's
+// StreamWriter.start_tls): `reader` and `writer` go on working, over TLS.
+// A server context runs the server side of the handshake, a client context
+// the client side, with `server_hostname` sent as SNI and verified (needed
+// unless the context does not verify).
+//  - Data written before the call is sent in the clear first; data written
+//    while the handshake runs is queued and sent over TLS after it.
+//  - Call it where the protocol has the peer wait (after "220 Ready to
+//    start TLS" or its like). Bytes already received and not yet read are
+//    refused, RuntimeError, rather than served as if they came over TLS
+//    (they came in the clear: docs/io.md, "start_tls").
+//  - RuntimeError also if a read is in progress, the writer is closed or
+//    half-closed, or the stream has TLS already.
+//  - Cancel safety: a call cancelled while it waits for earlier data to be
+//    sent changes nothing; one that fails or is cancelled during the
+//    handshake shuts the connection down, and every later read or write
+//    raises that error (ConnectionAbortedError for a cancellation).
+[[nodiscard]] Coro<void> start_tls(StreamReader& reader, StreamWriter& writer,
+                                   TlsContext context, std::string server_hostname = {});
+
+// What a TLS stream negotiated (asyncio's get_extra_info("ssl_object")).
+struct TlsInfo {
+  std::string version;       // "TLSv1.3"
+  std::string cipher;        // "TLS_AES_256_GCM_SHA384"
+  std::string server_name;   // the SNI name (sent by a client, received by a server)
+  std::string peer_subject;  // the peer certificate's subject, "" without one
+};
+// The TLS parameters of `writer`'s stream; nullopt for a plain stream.
+std::optional<TlsInfo> tls_info(const StreamWriter& writer);
 
 }  // namespace weft

@@ -2,7 +2,9 @@
 // (OpenSSL API, EC P-256), then: verified connections, verification
 // failures (untrusted CA, wrong host name), verification turned off, a
 // server that survives a client that does not speak TLS, cancel-safety of
-// reads, and half-close with close_notify. 127.0.0.1 only.
+// reads, half-close with close_notify, what tls_info reports, and start_tls
+// (STARTTLS upgrades: ordering, verification, refusals, cancellation).
+// 127.0.0.1 only.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -127,6 +129,8 @@ TlsContext trusting_client() {
   return c;
 }
 
+TlsContext server_context() { return TlsContext::server(pki().server_cert, pki().server_key); }
+
 Coro<void> echo_bytes(StreamReader r, StreamWriter w) {
   for (;;) {
     std::string data = co_await r.read(64 * 1024);
@@ -140,7 +144,7 @@ Coro<void> echo_bytes(StreamReader r, StreamWriter w) {
 
 Coro<Server> tls_server(ConnectionHandler h = echo_bytes) {
   ServerOptions o;
-  o.open_streams = tls_server_opener(TlsContext::server(pki().server_cert, pki().server_key));
+  o.open_streams = tls_server_opener(server_context());
   co_return co_await start_server(std::move(h), "127.0.0.1", 0, std::move(o));
 }
 
@@ -237,6 +241,29 @@ WEFT_CO_TEST(IoTls, ServerSurvivesANonTlsClient) {
   EXPECT_EQ(co_await r.readline(), "still here\n");
 }
 
+WEFT_CO_TEST(IoTls, ServerDropsAClientThatNeverFinishesItsHandshake) {
+  Watchdog wd(kLimit + 2s);
+  ServerOptions o;
+  o.open_streams = tls_server_opener(server_context(), 100ms);
+  Server server = co_await start_server(echo_bytes, "127.0.0.1", 0, std::move(o));
+  Socket silent = co_await create_connection("127.0.0.1", server.port());
+  EXPECT_TRUE(co_await testing::wait_until([&] { return server.active_connections() == 1; }));
+  // Dropped after the timeout: the client sees the end of the stream.
+  std::string got;
+  try {
+    got = co_await silent.recv(100);
+  } catch (const ConnectionError&) {
+  }
+  EXPECT_EQ(got, "");
+  EXPECT_TRUE(co_await testing::wait_until([&] { return server.active_connections() == 0; }));
+  // Others are still served.
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client());
+  w.write("after\n");
+  EXPECT_EQ(co_await r.readline(), "after\n");
+  EXPECT_THROW(tls_server_opener(server_context(), 0s), std::invalid_argument);
+  EXPECT_THROW(tls_server_opener(trusting_client()), std::invalid_argument);
+}
+
 WEFT_CO_TEST(IoTls, CancelledReadConsumesNothing) {
   Watchdog wd(kLimit);
   Server server = co_await tls_server();
@@ -273,6 +300,253 @@ WEFT_CO_TEST(IoTls, ContextErrors) {
   EXPECT_TRUE((co_await testing::raises<std::invalid_argument>(
                    tls_server_stream(std::move(a), TlsContext::client())))
                   .has_value());
+  // A verifying client needs a name to verify against.
+  auto [x, y] = Socket::pair();
+  auto e = co_await testing::raises<std::invalid_argument>(
+      tls_client_stream(std::move(x), trusting_client(), ""));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_NE(std::string(e->what()).find("server_hostname"), std::string::npos) << e->what();
+}
+
+WEFT_CO_TEST(IoTls, InfoNamesVersionCipherSniAndPeer) {
+  Watchdog wd(kLimit);
+  Future<std::string> server_saw;
+  // Handlers with captures are named first (docs/pitfalls.md, g++ 12).
+  ConnectionHandler handler = [server_saw](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::optional<TlsInfo> i = tls_info(w);
+    server_saw.set_result(i ? i->server_name : "no TLS");
+    co_await echo_bytes(r, w);
+  };
+  Server server = co_await tls_server(std::move(handler));
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", server.port(), trusting_client(), {},
+                                             "localhost");
+  std::optional<TlsInfo> info = tls_info(w);
+  WEFT_CO_ASSERT_TRUE(info.has_value());
+  EXPECT_TRUE(info->version == "TLSv1.3" || info->version == "TLSv1.2") << info->version;
+  EXPECT_FALSE(info->cipher.empty());
+  EXPECT_EQ(info->server_name, "localhost");
+  EXPECT_NE(info->peer_subject.find("weft test server"), std::string::npos) << info->peer_subject;
+  EXPECT_EQ(co_await server_saw, "localhost");
+  w.write("x\n");
+  EXPECT_EQ(co_await r.readline(), "x\n");
+  w.close();
+  co_await w.wait_closed();
+  auto [pr, pw] = co_await open_connection("127.0.0.1", server.port());
+  EXPECT_FALSE(tls_info(pw).has_value());
+}
+
+// --- start_tls ------------------------------------------------------------------
+
+// A STARTTLS server: "STARTTLS\n" in the clear, "220 go ahead\n", then TLS
+// (start_tls's outcome goes to `upgraded`), then echo.
+ConnectionHandler starttls_server(Future<std::string> upgraded) {
+  return [upgraded](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::string line = co_await r.readline();
+    if (line != "STARTTLS\n") {
+      upgraded.set_result("unexpected " + line);
+      co_return;
+    }
+    w.write("220 go ahead\n");
+    std::string failure;
+    try {
+      co_await start_tls(r, w, server_context());
+    } catch (const std::exception& e) {
+      failure = std::string("failed: ") + e.what();
+    }
+    if (!failure.empty()) {
+      // The stream stays failed: nothing more comes in the clear.
+      EXPECT_TRUE((co_await testing::raises<std::exception>(r.read(100))).has_value());
+      upgraded.set_result(failure);
+      co_return;
+    }
+    std::optional<TlsInfo> i = tls_info(w);
+    upgraded.set_result(i ? "tls " + i->server_name : "no TLS after start_tls");
+    co_await echo_bytes(r, w);
+  };
+}
+
+WEFT_CO_TEST(IoTls, StartTlsUpgradesAPlainConnection) {
+  Watchdog wd(kLimit + 1s);
+  Future<std::string> upgraded;
+  Server server = co_await start_server(starttls_server(upgraded), "127.0.0.1", 0);
+  auto [r, w] = co_await open_connection("127.0.0.1", server.port());
+  EXPECT_FALSE(tls_info(w).has_value());
+  w.write("STARTTLS\n");
+  EXPECT_EQ(co_await r.readline(), "220 go ahead\n");
+  co_await start_tls(r, w, trusting_client(), "localhost");
+  EXPECT_EQ(co_await upgraded, "tls localhost");
+  std::optional<TlsInfo> info = tls_info(w);
+  WEFT_CO_ASSERT_TRUE(info.has_value());
+  EXPECT_NE(info->peer_subject.find("weft test server"), std::string::npos);
+  // The same reader and writer now carry TLS, large writes included.
+  std::string big(testing::scaled(1 << 20, 4), 'x');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('A' + i % 26);
+  w.write(big);
+  EXPECT_TRUE(co_await r.readexactly(big.size()) == big);
+  w.close();
+  co_await w.wait_closed();
+  EXPECT_EQ(co_await r.read(), "");
+}
+
+WEFT_CO_TEST(IoTls, StartTlsVerifiesTheServer) {
+  Watchdog wd(kLimit);
+  Future<std::string> upgraded;
+  Server server = co_await start_server(starttls_server(upgraded), "127.0.0.1", 0);
+  auto [r, w] = co_await open_connection("127.0.0.1", server.port());
+  w.write("STARTTLS\n");
+  EXPECT_EQ(co_await r.readline(), "220 go ahead\n");
+  auto e = co_await testing::raises<CertificateVerifyError>(
+      start_tls(r, w, trusting_client(), "wrong.example"));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->verify_result(), X509_V_ERR_HOSTNAME_MISMATCH);
+  // The failed stream keeps failing with that error, both ways.
+  EXPECT_TRUE((co_await testing::raises<CertificateVerifyError>(r.read(10))).has_value());
+  EXPECT_THROW(w.write("x"), CertificateVerifyError);
+  // The server's handshake failed too, and the connection is down.
+  EXPECT_NE((co_await upgraded).find("failed"), std::string::npos);
+}
+
+WEFT_CO_TEST(IoTls, StartTlsRefusesAPeerThatStaysInTheClear) {
+  Watchdog wd(kLimit);
+  Future<std::string> upgraded;
+  Server server = co_await start_server(starttls_server(upgraded), "127.0.0.1", 0);
+  Socket c = co_await create_connection("127.0.0.1", server.port());
+  co_await c.sendall("STARTTLS\n");
+  std::string reply;
+  while (reply.find('\n') == std::string::npos) reply += co_await c.recv(100);
+  EXPECT_EQ(reply, "220 go ahead\n");
+  co_await c.sendall("MAIL FROM:<a@b> in the clear\r\n");
+  std::string outcome = co_await upgraded;
+  EXPECT_NE(outcome.find("failed"), std::string::npos) << outcome;
+}
+
+// One worker, so that the task writing "during the handshake" runs only
+// once start_tls has begun (it suspends first waiting for the plain reply
+// to be sent).
+WEFT_CO_TEST_WITH(IoTls, StartTlsSendsWhatWasQueuedInTheClearFirst, testing::test_options(1)) {
+  Watchdog wd(kLimit + 4s);
+  // The server answers STARTTLS with a large plain reply and upgrades at
+  // once, while most of the reply is still queued (the client's receive
+  // and the server's send buffers are small and the client does not read
+  // yet); a write made after start_tls began goes out over TLS, after the
+  // handshake.
+  const std::size_t kReply = 1 << 20;
+  Future<std::size_t> queued_at_upgrade;
+  ConnectionHandler handler =
+      [kReply, queued_at_upgrade](StreamReader r, StreamWriter w) -> Coro<void> {
+        // A fixed, small send buffer (no autotuning), so the reply must queue.
+        const int small = 4096;
+        EXPECT_EQ(setsockopt(w.socket().fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        EXPECT_EQ(co_await r.readline(), "STARTTLS\n");
+        w.write(std::string(kReply, 'p'));
+        w.write("\n");
+        queued_at_upgrade.set_result(w.buffered());
+        auto late = create_task([](StreamWriter w) -> Coro<void> {
+          w.write("written during the handshake\n");
+          co_return;
+        }(w));
+        co_await start_tls(r, w, server_context());
+        co_await late;
+        co_await echo_bytes(r, w);
+      };
+  Server server = co_await start_server(std::move(handler), "127.0.0.1", 0);
+  Socket s(AF_INET, SOCK_STREAM);
+  s.set_option(SOL_SOCKET, SO_RCVBUF, 4096);
+  co_await s.connect(SocketAddress::parse_ip("127.0.0.1", server.port()).value());
+  auto [r, w] = open_stream(std::move(s));
+  w.write("STARTTLS\n");
+  EXPECT_GT(co_await queued_at_upgrade, 0u);
+  std::string plain = co_await r.readexactly(kReply + 1);
+  EXPECT_EQ(plain.find_first_not_of('p'), kReply);
+  co_await start_tls(r, w, trusting_client(), "localhost");
+  EXPECT_EQ(co_await r.readline(), "written during the handshake\n");
+  w.write("over tls\n");
+  EXPECT_EQ(co_await r.readline(), "over tls\n");
+}
+
+WEFT_CO_TEST(IoTls, StartTlsArgumentErrors) {
+  Watchdog wd(kLimit);
+  Server server = co_await start_server(echo_bytes, "127.0.0.1", 0);
+  auto [r, w] = co_await open_connection("127.0.0.1", server.port());
+  auto [r2, w2] = co_await open_connection("127.0.0.1", server.port());
+  // Not one stream.
+  EXPECT_TRUE((co_await testing::raises<std::invalid_argument>(
+                   start_tls(r, w2, trusting_client(), "localhost")))
+                  .has_value());
+  // No name to verify.
+  EXPECT_TRUE(
+      (co_await testing::raises<std::invalid_argument>(start_tls(r, w, trusting_client())))
+          .has_value());
+  // A read in progress.
+  auto reading = create_task(r.read(10));
+  co_await testing::yield_times(3);
+  auto busy = co_await testing::raises<RuntimeError>(start_tls(r, w, trusting_client(), "x"));
+  WEFT_CO_ASSERT_TRUE(busy.has_value());
+  EXPECT_NE(std::string(busy->what()).find("read is in progress"), std::string::npos);
+  // Bytes received and not read: refused, and still readable.
+  w.write("unread");
+  EXPECT_EQ(co_await reading, "unread");
+  w.write("1234");
+  EXPECT_EQ(co_await r.readexactly(2), "12");
+  auto unread = co_await testing::raises<RuntimeError>(start_tls(r, w, trusting_client(), "x"));
+  WEFT_CO_ASSERT_TRUE(unread.has_value());
+  EXPECT_NE(std::string(unread->what()).find("2 bytes"), std::string::npos) << unread->what();
+  EXPECT_EQ(co_await r.readexactly(2), "34");
+  // A closed writer.
+  w2.close();
+  EXPECT_TRUE((co_await testing::raises<RuntimeError>(
+                   start_tls(r2, w2, trusting_client(), "localhost")))
+                  .has_value());
+}
+
+WEFT_CO_TEST(IoTls, StartTlsCancelledDuringTheHandshakeAbortsTheStream) {
+  Watchdog wd(kLimit);
+  // A server that takes STARTTLS and then never answers the handshake.
+  Future<void> peer_saw_end;
+  ConnectionHandler handler =
+      [peer_saw_end](StreamReader r, StreamWriter w) -> Coro<void> {
+        EXPECT_EQ(co_await r.readline(), "STARTTLS\n");
+        w.write("220 go ahead\n");
+        while (!(co_await r.read(4096)).empty()) {
+        }
+        peer_saw_end.set_result();
+      };
+  Server server = co_await start_server(std::move(handler), "127.0.0.1", 0);
+  auto [r, w] = co_await open_connection("127.0.0.1", server.port());
+  w.write("STARTTLS\n");
+  EXPECT_EQ(co_await r.readline(), "220 go ahead\n");
+  auto up = create_task(start_tls(r, w, trusting_client(), "localhost"));
+  co_await sleep(20ms);
+  EXPECT_FALSE(up.done());
+  up.cancel();
+  EXPECT_TRUE((co_await testing::raises<CancelledError>(up)).has_value());
+  // Shut down: the server sees the end; the streams fail.
+  co_await peer_saw_end;
+  EXPECT_TRUE((co_await testing::raises<ConnectionAbortedError>(r.read(1))).has_value());
+  EXPECT_THROW(w.write("x"), ConnectionAbortedError);
+}
+
+WEFT_CO_TEST(IoTls, StartTlsCancelledWhileEarlierDataIsSentChangesNothing) {
+  Watchdog wd(kLimit + 4s);
+  Server server = co_await start_server(echo_bytes, "127.0.0.1", 0);
+  Socket s(AF_INET, SOCK_STREAM);
+  s.set_option(SOL_SOCKET, SO_SNDBUF, 4096);
+  co_await s.connect(SocketAddress::parse_ip("127.0.0.1", server.port()).value());
+  auto [r, w] = open_stream(std::move(s));
+  // The echo server returns what it gets; nobody reads it yet, so the
+  // client's queue stays full.
+  const std::size_t kBig = static_cast<std::size_t>(testing::scaled(16 << 20, 4));
+  w.write(std::string(kBig, 'q'));
+  WEFT_CO_ASSERT_TRUE(w.buffered() > 0);
+  auto up = create_task(start_tls(r, w, trusting_client(), "localhost"));
+  co_await testing::yield_times(3);
+  up.cancel();
+  EXPECT_TRUE((co_await testing::raises<CancelledError>(up)).has_value());
+  // Still a plain stream: everything comes back, and more can be sent.
+  w.write("end\n");
+  std::string back = co_await r.readexactly(kBig + 4);
+  EXPECT_EQ(back.find_first_not_of('q'), kBig);
+  EXPECT_FALSE(tls_info(w).has_value());
 }
 
 }  // namespace
