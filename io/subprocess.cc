@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "weft/io/detail/child_reaper.h"
 #include "weft/io/detail/io_wait.h"
 #include "weft/io/detail/stream_transport.h"
 #include "weft/io/errors.h"
@@ -105,12 +106,13 @@ struct Process::State {
   absl::Mutex mu;
   std::optional<int> returncode ABSL_GUARDED_BY(mu);
 
+  // The last reference: a child still running is handed to the reaper
+  // thread, so that it does not stay a zombie once it exits.
   ~State() {
-    if (pidfd >= 0) ::close(pidfd);
-    absl::MutexLock lock(&mu);
-    if (!returncode && pid > 0) {
-      siginfo_t info{};
-      waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);  // reap if it exited
+    if (pid > 0 && !try_reap()) {
+      detail::reap_when_exited(pid, pidfd);
+    } else if (pidfd >= 0) {
+      ::close(pidfd);
     }
   }
 

@@ -15,10 +15,10 @@
 // holds for them. Exit is awaited through a pidfd (pidfd_open) with
 // wait_readable, then reaped with waitid; no SIGCHLD handler is installed.
 //
-// A Process must be waited for (wait() or communicate()) to reap it; one
-// destroyed before its child exits sends nothing and reaps it only if it
-// already exited (else the child stays a zombie until it exits and the
-// program ends), as with Python.
+// No zombies: wait() and communicate() reap the child; a Process destroyed
+// before its child exits sends it nothing and hands it to a reaper thread
+// (io/detail/child_reaper.h) that reaps it when it exits, as asyncio's child
+// watcher does for a dropped process.
 //
 // Thread safety: a Process's methods may be called from any task; wait()
 // may be awaited by several tasks at once.

@@ -1,14 +1,16 @@
 // Subprocesses: pipes as streams, communicate, exit codes and signals,
 // stderr redirection, cwd and environment, spawn errors, cancellation of
-// wait. Uses /bin/sh, cat and sleep.
+// wait, no zombies from dropped processes. Uses /bin/sh, cat, sleep, true.
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "tests/io_testing.h"
 #include "tests/testing.h"
+#include "weft/io/detail/child_reaper.h"
 #include "weft/weft.h"
 
 namespace weft {
@@ -123,6 +125,40 @@ WEFT_CO_TEST(IoSubprocess, CancelledWaitLeavesTheChildRunning) {
   EXPECT_EQ(::kill(p.pid(), 0), 0);  // still there
   p.kill();
   EXPECT_EQ(co_await p.wait(), -SIGKILL);
+}
+
+// What /proc says of `pid`: its state letter ('Z' for a zombie), or 0 once
+// it is gone (reaped).
+char proc_state(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return 0;
+  const std::size_t paren = line.rfind(')');  // the command name may hold spaces
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
+}
+
+WEFT_CO_TEST(IoSubprocess, ADroppedProcessIsReapedWhenItExits) {
+  Watchdog wd(5s);
+  pid_t pid;
+  {
+    SubprocessOptions o;
+    o.stdin_mode = Stdio::kPipe;
+    // Exits when its stdin closes, which happens as the Process goes: it is
+    // still running when the Process is destroyed.
+    Process p = create_subprocess_exec("sh", {"-c", "read line; exit 3"}, o);
+    pid = p.pid();
+    EXPECT_NE(proc_state(pid), 0);
+  }
+  EXPECT_TRUE(co_await testing::wait_until([&] { return proc_state(pid) == 0; }, 4s))
+      << "child " << pid << " is in state " << proc_state(pid) << " (Z: a zombie)";
+  EXPECT_TRUE(co_await testing::wait_until([] { return detail::abandoned_children() == 0; }));
+  // A dropped child that already exited is reaped at once.
+  {
+    Process p = create_subprocess_exec("true", {});
+    pid = p.pid();
+    EXPECT_TRUE(co_await testing::wait_until([&] { return proc_state(pid) == 'Z'; }));
+  }
+  EXPECT_EQ(proc_state(pid), 0);
 }
 
 }  // namespace
