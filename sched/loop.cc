@@ -36,6 +36,11 @@ constexpr std::uint32_t kMaxPinnedStreak = 8;
 // IO it would poll, which only a thief can rescue. Go's sysmon does the same
 // job.
 constexpr std::chrono::milliseconds kBusyPeerCheck{10};
+// With sockets, a parked worker keeps looking while every peer sleeps (the
+// parked holder of the IO driver may wake and get stuck), but only for this
+// many looks in a row; then it pauses its looks until a peer unparks
+// (resume_peer_watches), so an idle server is not woken 100 times a second.
+constexpr int kQuietLooksBeforePause = 10;
 
 timespec to_timespec(Duration d) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -437,6 +442,7 @@ bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
   // bound how long a stuck worker strands work.
   Clock& clock = rt_.clock();
   if (watch) look_at_peers();  // the baseline
+  int quiet_looks = 0;
   for (;;) {
     const TimePoint now = clock.now();
     const bool timed = deadline != TimePoint::max();
@@ -447,17 +453,56 @@ bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
     else if (timed) ts = to_timespec(deadline - now);
     woken_ = false;
     const bool ran = poll_io(look_first || timed ? &ts : nullptr);
-    if (ran || woken_ || !look_first || rt_.stopping()) return ran;
+    if (ran || woken_ || !look_first || rt_.stopping()) {
+      // Relaxed: a resumer that finds the flag already clear skips a
+      // wake-up this worker no longer needs.
+      watch_paused_.store(false, std::memory_order_relaxed);
+      return ran;
+    }
     switch (look_at_peers()) {
       case PeerView::kStuck:
         return false;
       case PeerView::kAllAsleep:
         // Nobody can get stuck before someone wakes us. With sockets, keep
-        // looking: the parked holder of the driver may leave and get stuck.
-        if (rt_.io_driver().registrations() == 0) watch = false;
+        // looking for a while: the parked holder of the driver may leave
+        // and get stuck; then pause until a peer unparks.
+        if (rt_.io_driver().registrations() == 0) {
+          watch = false;
+        } else if (++quiet_looks >= kQuietLooksBeforePause) {
+          watch = !pause_peer_watch();
+          quiet_looks = 0;
+        }
         break;
       case PeerView::kProgressing:
+        quiet_looks = 0;
         break;
+    }
+  }
+}
+
+bool Loop::pause_peer_watch() {
+  // Dekker pairing with resume_peer_watches (all seq_cst): either a peer's
+  // unpark (its parked_ store) comes before this load of parked_ and is
+  // seen here, or this store of watch_paused_ comes first and the peer's
+  // load after its unpark sees it and wakes this worker.
+  watch_paused_.store(true, std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
+    const Loop& l = rt_.loop(i);
+    if (&l != this && !l.parked_.load(std::memory_order_seq_cst)) {
+      watch_paused_.store(false, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Loop::resume_peer_watches() {
+  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
+    Loop& l = rt_.loop(i);
+    // seq_cst: the other half of pause_peer_watch's pairing.
+    if (&l != this && l.watch_paused_.load(std::memory_order_seq_cst) &&
+        l.watch_paused_.exchange(false, std::memory_order_seq_cst)) {
+      l.wake();
     }
   }
 }
@@ -484,9 +529,11 @@ void Loop::park() {
   parked_.store(true, std::memory_order_relaxed);
 
   auto unpark_self = [&] {
-    parked_.store(false, std::memory_order_relaxed);
+    // seq_cst: pairs with pause_peer_watch's load (resume_peer_watches).
+    parked_.store(false, std::memory_order_seq_cst);
     if (idle.transition_from_parked(this)) searching_ = true;
     parked_deadline_.store(INT64_MAX, std::memory_order_relaxed);
+    resume_peer_watches();
   };
   if (has_work_anywhere() || rt_.stopping()) {
     unpark_self();

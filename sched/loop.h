@@ -163,6 +163,11 @@ class Loop final : public detail::LoopBase {
   enum class PeerView { kStuck, kProgressing, kAllAsleep };
   PeerView look_at_peers();
   bool wait_watching_peers(TimePoint deadline, bool watch);
+  // A parked worker whose peers all sleep stops looking at them
+  // (pause_peer_watch: false if a peer turned out to be awake); every
+  // worker leaving park wakes the paused ones (resume_peer_watches).
+  bool pause_peer_watch();
+  void resume_peer_watches();
   void drain_for_shutdown();
   void require_loop_thread(const char* what) const;
 
@@ -211,9 +216,12 @@ class Loop final : public detail::LoopBase {
   // Earliest timer, published before parking (for the manual clock's jumps).
   std::atomic<std::int64_t> parked_deadline_{INT64_MAX};
   // For the peers' busy checks (look_at_peers), a hint only (relaxed): the
-  // tick of the step this worker runs, and whether it is parked.
+  // tick of the step this worker runs, and whether it is parked (stored
+  // seq_cst on unpark for pause_peer_watch's pairing).
   std::atomic<std::uint64_t> progress_{0};
   std::atomic<bool> parked_{false};
+  // Parked with its busy-peer looks paused (pause_peer_watch).
+  std::atomic<bool> watch_paused_{false};
   // Owner-only: the peers' progress at the last look; set by poll_io when
   // the eventfd fired (someone woke this worker).
   std::vector<std::uint64_t> peer_progress_;

@@ -1,7 +1,10 @@
 // The runtime's shared socket poller (sched/detail/io_driver.h): its token,
 // the deferred release of handlers that an event batch may still name, and
 // what it buys: sockets keep being served while a worker is stuck in a long
-// step, and sockets may be closed from threads outside the runtime.
+// step (after a quiet spell too), and sockets may be closed from threads
+// outside the runtime.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,6 +194,70 @@ WEFT_CO_TEST(IoDriver, SocketsAreServedWhileAWorkerIsStuck) {
   EXPECT_TRUE(co_await stuck) << "the echo waited for the stuck worker";
   c.close();
   co_await echo;
+}
+
+// Blocking client helpers for a plain thread (outside the runtime).
+int blocking_connect(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+bool blocking_echo(int fd, char c) {
+  if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) return false;
+  char back = 0;
+  return ::recv(fd, &back, 1, 0) == 1 && back == c;
+}
+
+// After a quiet spell (every worker parked long enough for the watcher to
+// pause its looks at the peers), IO wakes the driver's holder, whose handler
+// then gets stuck: the holder's unpark must resume the paused watcher, which
+// serves the next socket. Without that, the second echo waits for the
+// stuck step (10 s, failing).
+WEFT_CO_TEST(IoDriver, AWorkerStuckAfterAQuietSpellIsStillCovered) {
+  Watchdog wd(30s);
+  Socket l = create_server(SocketAddress::ipv4("127.0.0.1", 0));
+  const std::uint16_t port = l.local_address().port();
+  std::atomic<bool> echoed{false};
+  std::atomic<bool> stuck_released{true};
+  // Connection 0 blocks its worker on 'B' until the other echo is done.
+  auto serve = [](Socket s, std::atomic<bool>& echoed, std::atomic<bool>& released) -> Coro<void> {
+    char c;
+    while (co_await s.recv_into(std::span<char>(&c, 1)) == 1) {
+      if (c == 'B') released.store(block_worker_until(echoed, 10s));
+      co_await s.sendall(std::string_view(&c, 1));
+    }
+  };
+  Future<void> client_done;
+  std::thread client([port, &echoed, client_done]() mutable {
+    const int blocker = blocking_connect(port);
+    const int other = blocking_connect(port);
+    EXPECT_TRUE(blocking_echo(blocker, 'w'));  // warm-up: every registration made
+    EXPECT_TRUE(blocking_echo(other, 'w'));
+    std::this_thread::sleep_for(500ms);  // the quiet spell: 50 looks' worth
+    const char b = 'B';
+    EXPECT_EQ(::send(blocker, &b, 1, MSG_NOSIGNAL), 1);
+    std::this_thread::sleep_for(50ms);  // its worker is stuck by now
+    EXPECT_TRUE(blocking_echo(other, 'p'));
+    echoed.store(true);
+    char back;
+    EXPECT_EQ(::recv(blocker, &back, 1, 0), 1);
+    ::close(blocker);
+    ::close(other);
+    client_done.set_result();
+  });
+  std::vector<Task<void>> conns;
+  for (int i = 0; i < 2; ++i) {
+    auto [s, peer] = co_await l.accept();
+    conns.push_back(create_task(serve(std::move(s), echoed, stuck_released)));
+  }
+  co_await client_done;
+  client.join();
+  for (auto& t : conns) co_await t;
+  EXPECT_TRUE(stuck_released.load()) << "the echo waited for the stuck worker";
 }
 
 // A socket closed on a thread that is not a worker while the workers poll.
