@@ -257,6 +257,57 @@ Coro<std::pair<StreamReader, StreamWriter>> tls_stream(Socket socket,
 
 }  // namespace
 
+// --- SNI -------------------------------------------------------------------------
+
+namespace {
+
+// The SNI callback is owned by its SSL_CTX (ex_data freed with it), so it
+// lives exactly as long as any connection that may call it.
+void free_sni_callback(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<TlsContext::SniCallback*>(ptr);
+}
+
+int sni_ex_index() {
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_sni_callback);
+  return index;
+}
+
+int on_server_name(SSL* ssl, int* alert, void* arg) {
+  const auto& select = *static_cast<const TlsContext::SniCallback*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  try {
+    std::optional<TlsContext> chosen = select(name != nullptr ? name : "");
+    if (!chosen) return SSL_TLSEXT_ERR_OK;
+    if (!chosen->is_server()) throw std::invalid_argument("it returned a client context");
+    if (SSL_set_SSL_CTX(ssl, chosen->native_handle()) == nullptr) throw_tls("SSL_set_SSL_CTX");
+    return SSL_TLSEXT_ERR_OK;
+  } catch (...) {
+    detail::report_error(absl::StrFormat("TLS server: the SNI callback failed for \"%s\": %s",
+                                         name != nullptr ? name : "",
+                                         describe_exception(std::current_exception())));
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+}
+
+}  // namespace
+
+void TlsContext::set_sni_callback(SniCallback select) {
+  if (!server_) throw std::invalid_argument("set_sni_callback: a client context");
+  if (!select) throw std::invalid_argument("set_sni_callback: an empty callback");
+  const int index = sni_ex_index();
+  if (index < 0) throw_tls("SSL_CTX_get_ex_new_index");
+  auto* owned = new SniCallback(std::move(select));
+  delete static_cast<SniCallback*>(SSL_CTX_get_ex_data(ctx_.get(), index));
+  if (SSL_CTX_set_ex_data(ctx_.get(), index, owned) != 1) {
+    delete owned;
+    throw_tls("SSL_CTX_set_ex_data");
+  }
+  SSL_CTX_set_tlsext_servername_callback(ctx_.get(), on_server_name);
+  SSL_CTX_set_tlsext_servername_arg(ctx_.get(), owned);
+}
+
 TlsContext TlsContext::client() {
   auto ctx = new_ctx(TLS_client_method());
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);

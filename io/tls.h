@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,19 @@ class TlsContext {
   void set_verify(bool on);
   // Presents this certificate chain (servers; or clients, for mutual TLS).
   void load_cert_chain(const std::string& cert_chain_file, const std::string& key_file);
+
+  // Servers: chooses the certificate for each connection by the name the
+  // client asked for (SNI; "" when it sent none), as Python's
+  // SSLContext.sni_callback does. `select` returns the server context whose
+  // certificate and key to present, or nullopt to keep this one's; the
+  // other settings (protocol versions, client verification) stay this
+  // context's. It runs during the handshake, on a worker, under the
+  // connection's TLS lock: it must not block. If it throws (or returns a
+  // client context) the handshake fails with an alert, and the exception
+  // goes to the runtime's error handler. Set it before connections use the
+  // context; std::invalid_argument on a client context.
+  using SniCallback = std::function<std::optional<TlsContext>(std::string_view server_name)>;
+  void set_sni_callback(SniCallback select);
 
   SSL_CTX* native_handle() const noexcept { return ctx_.get(); }
   bool is_server() const noexcept { return server_; }

@@ -35,6 +35,8 @@ constexpr std::chrono::seconds kLimit = testing::kSanitized ? 10s : 2s;
 struct Pki {
   std::string dir;
   std::string ca_cert, server_cert, server_key, other_ca_cert;
+  // Signed by the same CA for another name (SNI).
+  std::string vhost_cert, vhost_key;
 };
 
 void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
@@ -44,7 +46,8 @@ void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   X509_EXTENSION_free(e);
 }
 
-X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
+X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca,
+                const char* san = "IP:127.0.0.1,DNS:localhost") {
   static long serial = 1;
   X509* x = X509_new();
   X509_set_version(x, 2);
@@ -65,7 +68,7 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
     add_ext(x, &ctx, NID_subject_key_identifier, "hash");
   } else {
     add_ext(x, &ctx, NID_basic_constraints, "CA:FALSE");
-    add_ext(x, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    add_ext(x, &ctx, NID_subject_alt_name, san);
     add_ext(x, &ctx, NID_ext_key_usage, "serverAuth");
     add_ext(x, &ctx, NID_authority_key_identifier, "keyid");
   }
@@ -89,17 +92,25 @@ const Pki& pki() {
     EVP_PKEY* ca_key = EVP_EC_gen("P-256");
     EVP_PKEY* server_key = EVP_EC_gen("P-256");
     EVP_PKEY* other_key = EVP_EC_gen("P-256");
+    EVP_PKEY* vhost_key = EVP_EC_gen("P-256");
     X509* ca = make_cert(ca_key, "weft test CA", nullptr, nullptr, true);
     X509* server = make_cert(server_key, "weft test server", ca, ca_key, false);
     X509* other = make_cert(other_key, "unrelated CA", nullptr, nullptr, true);
+    X509* vhost = make_cert(vhost_key, "weft test vhost", ca, ca_key, false, "DNS:vhost.test");
     p->ca_cert = p->dir + "/ca.pem";
     p->server_cert = p->dir + "/server.pem";
     p->server_key = p->dir + "/server.key";
     p->other_ca_cert = p->dir + "/other_ca.pem";
+    p->vhost_cert = p->dir + "/vhost.pem";
+    p->vhost_key = p->dir + "/vhost.key";
     write_pem(p->ca_cert, ca, nullptr);
     write_pem(p->server_cert, server, nullptr);
     write_pem(p->server_key, nullptr, server_key);
     write_pem(p->other_ca_cert, other, nullptr);
+    write_pem(p->vhost_cert, vhost, nullptr);
+    write_pem(p->vhost_key, nullptr, vhost_key);
+    X509_free(vhost);
+    EVP_PKEY_free(vhost_key);
     X509_free(ca);
     X509_free(server);
     X509_free(other);
@@ -115,7 +126,8 @@ class PkiCleanup : public ::testing::Environment {
  public:
   void TearDown() override {
     const Pki& p = pki();
-    for (const auto& f : {p.ca_cert, p.server_cert, p.server_key, p.other_ca_cert}) {
+    for (const auto& f :
+         {p.ca_cert, p.server_cert, p.server_key, p.other_ca_cert, p.vhost_cert, p.vhost_key}) {
       ::unlink(f.c_str());
     }
     ::rmdir(p.dir.c_str());
@@ -130,6 +142,8 @@ TlsContext trusting_client() {
 }
 
 TlsContext server_context() { return TlsContext::server(pki().server_cert, pki().server_key); }
+
+testing::ErrorLog g_sni_log;
 
 Coro<void> echo_bytes(StreamReader r, StreamWriter w) {
   for (;;) {
@@ -333,6 +347,51 @@ WEFT_CO_TEST(IoTls, InfoNamesVersionCipherSniAndPeer) {
   co_await w.wait_closed();
   auto [pr, pw] = co_await open_connection("127.0.0.1", server.port());
   EXPECT_FALSE(tls_info(pw).has_value());
+}
+
+WEFT_CO_TEST_WITH(IoTls, ServerPicksItsCertificateByTheNameAsked,
+                  testing::logged_options(g_sni_log)) {
+  Watchdog wd(kLimit + 1s);
+  TlsContext vhost = TlsContext::server(pki().vhost_cert, pki().vhost_key);
+  TlsContext server = server_context();
+  server.set_sni_callback([vhost](std::string_view name) -> std::optional<TlsContext> {
+    if (name == "vhost.test") return vhost;
+    if (name == "broken.test") throw std::runtime_error("no certificate for broken.test");
+    return std::nullopt;
+  });
+  ServerOptions o;
+  o.open_streams = tls_server_opener(server);
+  Server s = co_await start_server(echo_bytes, "127.0.0.1", 0, std::move(o));
+  // Each name gets its certificate, verified against that name.
+  for (const char* name : {"vhost.test", "localhost"}) {
+    auto [r, w] = co_await open_tls_connection("127.0.0.1", s.port(), trusting_client(), {}, name);
+    std::optional<TlsInfo> info = tls_info(w);
+    WEFT_CO_ASSERT_TRUE(info.has_value());
+    EXPECT_NE(info->peer_subject.find(std::string(name) == "localhost" ? "weft test server"
+                                                                        : "weft test vhost"),
+              std::string::npos)
+        << name << ": " << info->peer_subject;
+    w.write("hi\n");
+    EXPECT_EQ(co_await r.readline(), "hi\n");
+    w.close();
+    co_await w.wait_closed();
+  }
+  // A callback that throws fails that handshake, reports why, and the
+  // server goes on.
+  TlsContext unverified = TlsContext::client();
+  unverified.set_verify(false);
+  EXPECT_TRUE((co_await testing::raises<TlsError>(open_tls_connection(
+                   "127.0.0.1", s.port(), unverified, {}, "broken.test")))
+                  .has_value());
+  EXPECT_TRUE(co_await testing::wait_until([] { return g_sni_log.size() == 1; }));
+  EXPECT_EQ(g_sni_log.count({"SNI callback", "broken.test", "no certificate for broken.test"}), 1)
+      << g_sni_log.dump();
+  auto [r, w] = co_await open_tls_connection("127.0.0.1", s.port(), trusting_client());
+  w.write("still\n");
+  EXPECT_EQ(co_await r.readline(), "still\n");
+  EXPECT_THROW(TlsContext::client().set_sni_callback(
+                   [](std::string_view) -> std::optional<TlsContext> { return std::nullopt; }),
+               std::invalid_argument);
 }
 
 // --- start_tls ------------------------------------------------------------------
