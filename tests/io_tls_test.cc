@@ -35,8 +35,8 @@ constexpr std::chrono::seconds kLimit = testing::kSanitized ? 10s : 2s;
 struct Pki {
   std::string dir;
   std::string ca_cert, server_cert, server_key, other_ca_cert;
-  // Signed by the same CA for another name (SNI).
-  std::string vhost_cert, vhost_key;
+  // Signed by the same CA for another name (SNI), and for a client.
+  std::string vhost_cert, vhost_key, client_cert, client_key;
 };
 
 void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
@@ -47,7 +47,7 @@ void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 }
 
 X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca,
-                const char* san = "IP:127.0.0.1,DNS:localhost") {
+                const char* san = "IP:127.0.0.1,DNS:localhost", const char* eku = "serverAuth") {
   static long serial = 1;
   X509* x = X509_new();
   X509_set_version(x, 2);
@@ -69,7 +69,7 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
   } else {
     add_ext(x, &ctx, NID_basic_constraints, "CA:FALSE");
     add_ext(x, &ctx, NID_subject_alt_name, san);
-    add_ext(x, &ctx, NID_ext_key_usage, "serverAuth");
+    add_ext(x, &ctx, NID_ext_key_usage, eku);
     add_ext(x, &ctx, NID_authority_key_identifier, "keyid");
   }
   X509_sign(x, issuer_key != nullptr ? issuer_key : key, EVP_sha256());
@@ -97,18 +97,27 @@ const Pki& pki() {
     X509* server = make_cert(server_key, "weft test server", ca, ca_key, false);
     X509* other = make_cert(other_key, "unrelated CA", nullptr, nullptr, true);
     X509* vhost = make_cert(vhost_key, "weft test vhost", ca, ca_key, false, "DNS:vhost.test");
+    EVP_PKEY* client_key = EVP_EC_gen("P-256");
+    X509* client =
+        make_cert(client_key, "weft test client", ca, ca_key, false, "DNS:client.test", "clientAuth");
     p->ca_cert = p->dir + "/ca.pem";
     p->server_cert = p->dir + "/server.pem";
     p->server_key = p->dir + "/server.key";
     p->other_ca_cert = p->dir + "/other_ca.pem";
     p->vhost_cert = p->dir + "/vhost.pem";
     p->vhost_key = p->dir + "/vhost.key";
+    p->client_cert = p->dir + "/client.pem";
+    p->client_key = p->dir + "/client.key";
     write_pem(p->ca_cert, ca, nullptr);
     write_pem(p->server_cert, server, nullptr);
     write_pem(p->server_key, nullptr, server_key);
     write_pem(p->other_ca_cert, other, nullptr);
     write_pem(p->vhost_cert, vhost, nullptr);
     write_pem(p->vhost_key, nullptr, vhost_key);
+    write_pem(p->client_cert, client, nullptr);
+    write_pem(p->client_key, nullptr, client_key);
+    X509_free(client);
+    EVP_PKEY_free(client_key);
     X509_free(vhost);
     EVP_PKEY_free(vhost_key);
     X509_free(ca);
@@ -127,7 +136,8 @@ class PkiCleanup : public ::testing::Environment {
   void TearDown() override {
     const Pki& p = pki();
     for (const auto& f :
-         {p.ca_cert, p.server_cert, p.server_key, p.other_ca_cert, p.vhost_cert, p.vhost_key}) {
+         {p.ca_cert, p.server_cert, p.server_key, p.other_ca_cert, p.vhost_cert, p.vhost_key,
+          p.client_cert, p.client_key}) {
       ::unlink(f.c_str());
     }
     ::rmdir(p.dir.c_str());
@@ -392,6 +402,46 @@ WEFT_CO_TEST_WITH(IoTls, ServerPicksItsCertificateByTheNameAsked,
   EXPECT_THROW(TlsContext::client().set_sni_callback(
                    [](std::string_view) -> std::optional<TlsContext> { return std::nullopt; }),
                std::invalid_argument);
+}
+
+WEFT_CO_TEST(IoTls, MutualTlsRequiresAndVerifiesTheClientCertificate) {
+  Watchdog wd(kLimit + 1s);
+  TlsContext server = server_context();
+  server.load_verify_locations(pki().ca_cert);
+  server.set_verify(true);
+  Future<std::string> client_seen;
+  ConnectionHandler handler = [client_seen](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::optional<TlsInfo> i = tls_info(w);
+    client_seen.try_set_result(i ? i->peer_subject : "no TLS");
+    co_await echo_bytes(r, w);
+  };
+  ServerOptions o;
+  o.open_streams = tls_server_opener(server);
+  Server s = co_await start_server(std::move(handler), "127.0.0.1", 0, std::move(o));
+  // A client with a certificate from the trusted CA is served.
+  TlsContext with_cert = trusting_client();
+  with_cert.load_cert_chain(pki().client_cert, pki().client_key);
+  {
+    auto [r, w] = co_await open_tls_connection("127.0.0.1", s.port(), with_cert);
+    w.write("mutual\n");
+    EXPECT_EQ(co_await r.readline(), "mutual\n");
+    EXPECT_NE((co_await client_seen).find("weft test client"), std::string::npos);
+    w.close();
+    co_await w.wait_closed();
+  }
+  // One without is refused. With TLS 1.3 the client may finish its side of
+  // the handshake first and learn of the refusal at its first read.
+  bool refused = false;
+  try {
+    auto [r, w] = co_await open_tls_connection("127.0.0.1", s.port(), trusting_client());
+    w.write("anonymous\n");
+    refused = (co_await r.read(100)).empty();
+  } catch (const TlsError&) {
+    refused = true;
+  } catch (const OSError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
 }
 
 // --- start_tls ------------------------------------------------------------------
