@@ -243,29 +243,21 @@ class WriterState : public std::enable_shared_from_this<WriterState> {
       if (upgrading_) throw RuntimeError("start_tls: the stream is already being upgraded");
       upgrading_ = true;
     }
-    for (;;) {
-      std::optional<Future<void>> f;
-      {
-        detail::SpinLockHolder lock(&mu_);
-        if (error_) break;
-        if (!flushing_ && buf_.empty()) co_return;
-        f.emplace();
-        idle_waiters_.push_back(*f);
+    try {
+      for (;;) {
+        Future<void> sent;
+        {
+          detail::SpinLockHolder lock(&mu_);
+          if (error_) std::rethrow_exception(error_);
+          if (!flushing_ && buf_.empty()) co_return;
+          idle_waiters_.push_back(sent);
+        }
+        co_await sent;  // finish_locked (sent) or fail_locked (the error)
       }
-      try {
-        co_await *f;
-      } catch (...) {
-        end_upgrade(nullptr, nullptr);
-        throw;
-      }
+    } catch (...) {
+      end_upgrade(nullptr, nullptr);  // the lock was released by the unwinding
+      throw;
     }
-    std::exception_ptr e;
-    {
-      detail::SpinLockHolder lock(&mu_);
-      e = error_;
-    }
-    end_upgrade(nullptr, nullptr);
-    std::rethrow_exception(e);
   }
 
   // Step 2: installs `layer` (if any) and resumes sending, through it: the
