@@ -573,6 +573,31 @@ WEFT_CO_TEST_WITH(IoTls, StartTlsSendsWhatWasQueuedInTheClearFirst, testing::tes
   EXPECT_EQ(co_await r.read(), "");  // then the close, over TLS (close_notify)
 }
 
+WEFT_CO_TEST(IoTls, StartTlsWhileEarlierDataIsSentFailsWithTheConnection) {
+  Watchdog wd(kLimit + 4s);
+  // The peer accepts, reads nothing, then resets the connection while
+  // start_tls waits for the queue to drain: start_tls raises the
+  // connection's error and the stream stays plain and failed.
+  Socket listener = create_server(SocketAddress::ipv4("127.0.0.1", 0));
+  Socket s(AF_INET, SOCK_STREAM);
+  s.set_option(SOL_SOCKET, SO_SNDBUF, 4096);
+  co_await s.connect(SocketAddress::ipv4("127.0.0.1", listener.local_address().port()));
+  auto [peer, addr] = co_await listener.accept();
+  auto [r, w] = open_stream(std::move(s));
+  w.write(std::string(static_cast<std::size_t>(testing::scaled(16 << 20, 4)), 'q'));
+  WEFT_CO_ASSERT_TRUE(w.buffered() > 0);
+  auto up = create_task(start_tls(r, w, trusting_client(), "localhost"));
+  co_await testing::yield_times(3);
+  EXPECT_FALSE(up.done());
+  peer.set_linger(0);
+  peer.close();  // RST
+  auto e = co_await testing::raises<OSError>(up);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->code() == ECONNRESET || e->code() == EPIPE) << e->what();
+  EXPECT_FALSE(tls_info(w).has_value());
+  EXPECT_THROW(w.write("x"), OSError);
+}
+
 WEFT_CO_TEST(IoTls, StartTlsArgumentErrors) {
   Watchdog wd(kLimit);
   Server server = co_await start_server(echo_bytes, "127.0.0.1", 0);
