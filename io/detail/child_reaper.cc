@@ -85,8 +85,9 @@ class ChildReaper {
       siginfo_t info{};
       const int rc = ::waitid(P_PID, static_cast<id_t>(children_[i].pid), &info,
                               WEXITED | WNOHANG);
-      // rc < 0: ECHILD, somebody else reaped it.
-      if (rc < 0 || info.si_pid == children_[i].pid) {
+      // ECHILD: somebody else reaped it (WNOHANG never sleeps, so nothing
+      // else is expected; anything else keeps the child for the next round).
+      if ((rc < 0 && errno == ECHILD) || (rc == 0 && info.si_pid == children_[i].pid)) {
         if (children_[i].pidfd >= 0) ::close(children_[i].pidfd);
         children_[i] = children_.back();
         children_.pop_back();
