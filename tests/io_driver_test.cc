@@ -3,8 +3,6 @@
 // what it buys: sockets keep being served while a worker is stuck in a long
 // step (after a quiet spell too), and sockets may be closed from threads
 // outside the runtime.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -199,11 +197,8 @@ WEFT_CO_TEST(IoDriver, SocketsAreServedWhileAWorkerIsStuck) {
 // Blocking client helpers for a plain thread (outside the runtime).
 int blocking_connect(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const SocketAddress a = SocketAddress::ipv4("127.0.0.1", port);
+  EXPECT_EQ(::connect(fd, a.data(), a.size()), 0);
   return fd;
 }
 bool blocking_echo(int fd, char c) {
