@@ -19,9 +19,10 @@
 // StreamWriter.start_tls); the same reader and writer then carry TLS.
 //
 // Design: a TLS layer (detail::StreamLayer, under the stream's transport)
-// drives a non-blocking SSL object on the socket. SSL_read / SSL_write / SSL_do_handshake run
-// under a per-connection mutex (OpenSSL does not allow concurrent calls on
-// one SSL object, and the reader and the writer may run on two workers);
+// drives a non-blocking SSL object on the socket. SSL_read / SSL_write /
+// SSL_do_handshake run under a per-connection mutex (OpenSSL does not
+// allow concurrent calls on one SSL object, and the reader and the writer
+// may run on two workers);
 // WANT_READ / WANT_WRITE wait on the socket's registration outside the lock.
 // The cancel-safety contract of weft/io/streams.h holds unchanged (a read
 // is cancellable only while SSL_read wants more input, which consumed no
@@ -112,8 +113,9 @@ StreamOpener tls_server_opener(TlsContext context,
 // A server context runs the server side of the handshake, a client context
 // the client side, with `server_hostname` sent as SNI and verified (needed
 // unless the context does not verify).
-//  - Data written before the call is sent in the clear first; data written
-//    while the handshake runs is queued and sent over TLS after it.
+//  - Data written before the call is sent in the clear first (the call
+//    waits for it); data written from the call on, by any task, is held and
+//    sent over TLS after the handshake, and so is a close() or write_eof().
 //  - Call it where the protocol has the peer wait (after "220 Ready to
 //    start TLS" or its like). Bytes already received and not yet read are
 //    refused, RuntimeError, rather than served as if they came over TLS

@@ -103,10 +103,10 @@ class StreamTransport {
 std::pair<StreamReader, StreamWriter> make_stream(std::shared_ptr<StreamTransport> t,
                                                   const StreamOptions& options);
 
-// start_tls's mechanism: puts `layer` under an open stream. Waits until
-// the writer has sent everything queued before the call, then keeps it from
-// sending (later writes are queued) while the layer starts, installs the
-// layer and lets the writer go on through it. RuntimeError if a read is in
+// start_tls's mechanism: puts `layer` under an open stream. From the call
+// on the writer holds new writes back; the call waits until everything
+// queued before it is sent, starts the layer, installs it and lets the
+// writer send the held writes through it. RuntimeError if a read is in
 // progress, if the reader holds bytes nobody has read, or if the writer was
 // closed or half-closed; std::invalid_argument if `reader` and `writer` are
 // not one stream. If the layer fails to start (or the call is cancelled
