@@ -1,69 +1,106 @@
 #include "weft/sched/cancel_scope.h"
 
 #include <atomic>
+#include <cstdint>
 #include <stdexcept>
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/spawn.h"
 
 namespace weft {
+namespace {
 
-// Shared by the CancelScope handles and the deadline timer.
-// Threads: `deadline`, `timer`, `loop` and `entered` are touched only by the
-// task running the scope (and by the timer callback on that loop, which only
-// calls cancel); `expired` and `caught` are atomics read from anywhere.
+std::int64_t ticks(TimePoint t) { return t.time_since_epoch().count(); }
+TimePoint from_ticks(std::int64_t ns) { return TimePoint(Duration(ns)); }
+
+// now + d, saturating at "no deadline" (a relative deadline of days is fine;
+// Duration::max() means never).
+std::int64_t add_saturating(std::int64_t now, std::int64_t d) {
+  if (d > 0 && now > detail::CancelScopeState::kNoDeadline - d) {
+    return detail::CancelScopeState::kNoDeadline;
+  }
+  return now + d;
+}
+
+}  // namespace
+
+// Shared by the CancelScope handles and the deadline timer (which only
+// calls expire()).
+// Threads: `relative`, `relative_ns`, `timer`, `task` and `cancels_at_entry`
+// are touched by whoever holds a handle before entry (the scope is not
+// shared with a running task yet), then only by the task running the scope.
+// `phase` and `clock` are atomics because cancel_called() reads them from
+// any thread; `caught` is written by the task at exit and read anywhere.
 struct CancelScope::State : detail::CancelScopeState {
-  TimePoint deadline = TimePoint::max();
+  enum Phase : std::uint8_t { kNotEntered, kActive, kExited };
+  std::atomic<std::uint8_t> phase{kNotEntered};
+  // The runtime's clock, once known (at construction on a loop, or entry).
+  // Release/acquire: the clock object outlives every scope of its runtime.
+  std::atomic<Clock*> clock{nullptr};
+  bool relative = false;
+  std::int64_t relative_ns = 0;
   TimerHandle timer;
-  bool entered = false;
-  bool active = false;
   int cancels_at_entry = 0;
   detail::TaskBase* task = nullptr;
-  std::atomic<bool> expired{false};
   std::atomic<bool> caught{false};
 
-  void arm() {
-    if (deadline == TimePoint::max() || cancel_called()) return;
-    Loop& loop = get_running_loop();
-    if (deadline <= loop.time()) {
-      fire();
+  State() {
+    if (auto* loop = static_cast<Loop*>(detail::current_loop()); loop != nullptr) {
+      clock.store(&loop->runtime().clock(), std::memory_order_release);
+    }
+  }
+
+  void arm(Loop& loop) {
+    const std::int64_t d = deadline_ns();
+    if (d == kNoDeadline || cancel_called()) return;
+    if (d <= loop.now_ns()) {
+      expire();
       return;
     }
     detail::RefPtr<State> self(this);
-    timer = loop.call_at(deadline, [self = std::move(self)] { self->fire(); });
+    timer = loop.call_at(from_ticks(d), [self = std::move(self)] { self->expire(); });
   }
-  void fire() {
-    if (cancel_called()) return;
-    expired.store(true, std::memory_order_release);
-    cancel(absl::StrFormat("cancelled by a cancel scope whose deadline passed (scope %p)",
-                           static_cast<const void*>(this)));
+  void disarm() {
+    timer.cancel();
+    timer = TimerHandle();
   }
 };
 
 CancelScope::CancelScope() : s_(new State(), detail::kAdoptRef) {}
+CancelScope::CancelScope(ScopeOptions options) : CancelScope() { s_->set_shield(options.shield); }
 CancelScope::CancelScope(const CancelScope&) = default;
 CancelScope::CancelScope(CancelScope&&) noexcept = default;
 CancelScope& CancelScope::operator=(const CancelScope&) = default;
 CancelScope& CancelScope::operator=(CancelScope&&) noexcept = default;
 CancelScope::~CancelScope() = default;
 
-CancelScope CancelScope::after(Duration d) {
+CancelScope CancelScope::after(Duration d, ScopeOptions options) {
   if (d.count() < 0) {
     throw std::invalid_argument(
-        absl::StrFormat("cancel scope: negative timeout (%d ns)", d.count()));
+        absl::StrFormat("cancel scope: negative relative deadline (%d ns)", d.count()));
   }
-  return at(get_running_loop().time() + d);
-}
-
-CancelScope CancelScope::at(TimePoint deadline) {
-  CancelScope scope;
-  scope.s_->deadline = deadline;
+  CancelScope scope(options);
+  scope.s_->relative = true;
+  scope.s_->relative_ns = d.count();
   return scope;
 }
 
-CancelScope& CancelScope::shield(bool on) {
-  if (s_->entered) throw RuntimeError("CancelScope::shield: the scope already ran");
-  s_->shield_ = on;
+CancelScope CancelScope::expiring_after(Duration d) {
+  CancelScope scope;
+  scope.s_->relative = true;
+  scope.s_->relative_ns = d.count();  // <= 0: expires at entry
+  return scope;
+}
+
+CancelScope CancelScope::at(TimePoint deadline, ScopeOptions options) {
+  CancelScope scope(options);
+  scope.s_->set_deadline_ns(ticks(deadline));
+  return scope;
+}
+
+bool CancelScope::shield() const noexcept { return s_->shield(); }
+CancelScope& CancelScope::set_shield(bool on) {
+  s_->set_shield(on);
   return *this;
 }
 
@@ -75,45 +112,77 @@ bool CancelScope::cancel(std::string reason) const {
   return s_->cancel(std::move(reason));
 }
 
-bool CancelScope::cancel_called() const noexcept { return s_->cancel_called(); }
+bool CancelScope::cancel_called() const {
+  State& s = *s_;
+  if (s.cancel_called()) return true;
+  // Trio: before the scope exits, a deadline that has passed counts as
+  // cancelled even if no checkpoint noticed it yet.
+  const std::int64_t d = s.deadline_ns();
+  Clock* clock = s.clock.load(std::memory_order_acquire);
+  if (d != State::kNoDeadline && clock != nullptr &&
+      s.phase.load(std::memory_order_acquire) != State::kExited && ticks(clock->now()) >= d) {
+    s.expire();
+  }
+  return s.cancel_called();
+}
+
 bool CancelScope::cancelled_caught() const noexcept {
   return s_->caught.load(std::memory_order_acquire);
 }
-bool CancelScope::expired() const noexcept { return s_->expired.load(std::memory_order_acquire); }
-TimePoint CancelScope::deadline() const noexcept { return s_->deadline; }
+bool CancelScope::expired() const noexcept { return s_->expired(); }
+bool CancelScope::is_relative() const noexcept {
+  return s_->relative && s_->phase.load(std::memory_order_acquire) == State::kNotEntered;
+}
+
+TimePoint CancelScope::deadline() const {
+  if (is_relative()) {
+    throw RuntimeError("CancelScope::deadline: a relative scope has no deadline before it is entered");
+  }
+  return from_ticks(s_->deadline_ns());
+}
+
 std::string CancelScope::cancel_reason() const { return s_->reason(); }
 
 void CancelScope::reschedule(TimePoint deadline) {
   State& s = *s_;
-  if (s.active && detail::current_task_base() != s.task) {
+  const std::uint8_t phase = s.phase.load(std::memory_order_acquire);
+  if (phase == State::kNotEntered && s.relative) {
+    throw RuntimeError(
+        "CancelScope::reschedule: a relative scope has no absolute deadline before it is entered");
+  }
+  if (phase == State::kActive && detail::current_task_base() != s.task) {
     throw RuntimeError("CancelScope::reschedule must be called by the task running the scope");
   }
-  s.deadline = deadline;
-  if (!s.active) return;
-  s.timer.cancel();
-  s.timer = TimerHandle();
-  s.arm();
+  s.set_deadline_ns(ticks(deadline));
+  if (phase != State::kActive) return;
+  s.disarm();
+  s.arm(get_running_loop());
 }
 
 void CancelScope::enter() {
   State& s = *s_;
   detail::TaskBase* task = detail::current_task_base_checked("a cancel scope");
-  if (s.entered) throw RuntimeError("a CancelScope can run only once");
-  s.entered = true;
-  s.active = true;
+  if (s.phase.load(std::memory_order_relaxed) != State::kNotEntered) {
+    throw RuntimeError("a CancelScope can run only once");
+  }
+  Loop& loop = get_running_loop();
+  s.clock.store(&loop.runtime().clock(), std::memory_order_release);
+  if (s.relative) {
+    s.set_deadline_ns(add_saturating(loop.now_ns(), s.relative_ns));
+  }
   s.task = task;
   s.cancels_at_entry = task->cancelling();
+  s.phase.store(State::kActive, std::memory_order_release);
   task->enter_scope(&s);
-  s.arm();
+  s.arm(loop);  // a deadline already passed cancels the scope at entry
 }
 
 bool CancelScope::leave(const std::exception_ptr& e) {
   State& s = *s_;
   detail::TaskBase* task = s.task;
-  s.timer.cancel();
-  s.timer = TimerHandle();
+  s.disarm();
   task->exit_scope(&s);
-  s.active = false;
+  s.phase.store(State::kExited, std::memory_order_release);
   if (!e || !s.cancel_called()) return false;
   try {
     std::rethrow_exception(e);
@@ -121,13 +190,49 @@ bool CancelScope::leave(const std::exception_ptr& e) {
   } catch (...) {
     return false;  // not a cancellation: let it through
   }
-  // Ours to catch only if no enclosing scope is cancelled too (the outer one
-  // catches it then) and nobody cancelled the task from outside meanwhile.
-  const detail::CancelScopeState* outer = task->innermost_scope();
-  if (outer != nullptr && task->scope_cancellation(outer, nullptr)) return false;
-  if (task->cancelling() > s.cancels_at_entry) return false;
+  // An enclosing cancelled scope visible from here catches it instead (a
+  // shield hides them: then this scope's own cancellation is ours).
+  if (!s.shield()) {
+    detail::CancelScopeState* outer = task->innermost_scope();
+    if (outer != nullptr && task->check_scopes(outer, nullptr)) return false;
+  }
+  // A Task::cancel request made while the body ran is never swallowed:
+  // the CancelledError propagates. Only a shielded scope catches its own
+  // then, when the requests were deferred by its shield (still pending):
+  // they are delivered at the first checkpoint after it.
+  if (task->cancelling() > s.cancels_at_entry && !(s.shield() && task->cancel_pending())) {
+    return false;
+  }
   s.caught.store(true, std::memory_order_release);
   return true;
+}
+
+void CancelScope::throw_caught() const {
+  if (expired()) {
+    throw TimeoutError("timeout: the scope's deadline passed before the operation finished");
+  }
+  throw CancelledError(cancel_reason());
+}
+
+void Timeout::reschedule(TimePoint when) {
+  const auto phase = scope_.s_->phase.load(std::memory_order_acquire);
+  if (phase == CancelScope::State::kNotEntered) {
+    throw RuntimeError("Timeout::reschedule: the timeout has not been entered");
+  }
+  if (phase == CancelScope::State::kExited) {
+    throw RuntimeError("Timeout::reschedule: cannot change the state of a finished timeout");
+  }
+  if (scope_.expired()) {
+    throw RuntimeError("Timeout::reschedule: cannot change the state of an expiring timeout");
+  }
+  scope_.reschedule(when);
+}
+
+TimePoint current_effective_deadline() {
+  detail::TaskBase* task = detail::current_task_base_checked("current_effective_deadline()");
+  const std::int64_t d = task->effective_deadline_ns();
+  if (d == INT64_MIN) return TimePoint::min();
+  return from_ticks(d);
 }
 
 }  // namespace weft

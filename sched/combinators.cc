@@ -28,9 +28,7 @@ Coro<void> await_children(RefPtr<WaitSet> ws, bool cancel_children_on_cancel) {
 }
 
 Coro<void> join_shielded(RefPtr<FutureStateBase> state) {
-  CancelScope scope;
-  scope.shield();
-  co_await scope.run([](RefPtr<FutureStateBase> s) -> Coro<void> {
+  co_await CancelScope(ScopeOptions{.shield = true}).run([](RefPtr<FutureStateBase> s) -> Coro<void> {
     co_await DoneAwaiter(std::move(s));
   }(std::move(state)));
 }

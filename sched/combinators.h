@@ -228,11 +228,15 @@ Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = st
   co_return r;
 }
 
-// asyncio.wait_for: awaits `aw`; if `timeout` passes first, cancels it,
-// waits until it has finished, and raises TimeoutError. A result that
-// arrives together with the timeout is returned, never lost; a zero
-// timeout still lets a ready result through. No timeout waits forever.
-// Cancelling the waiter cancels `aw` too (and waits for it).
+// asyncio.wait_for (3.12: `async with timeout(t): return await aw`):
+// awaits `aw` inside a timeout scope. If `timeout` passes first, `aw` is
+// cancelled, waited for until it has finished, and TimeoutError is raised;
+// a result that arrives together with the timeout, or that `aw` returns
+// despite its cancellation, is returned. A zero or negative timeout has
+// already expired (a ready result still gets through; a Coro is then not
+// started). No timeout waits forever. Cancelling the waiter cancels `aw`
+// too (and waits for it); a request from outside that reached `aw` raises
+// CancelledError even if `aw` swallowed it and returned a value.
 namespace detail {
 inline std::string timeout_message(Duration d) {
   return absl::StrFormat("wait_for: timeout of %dns expired", d.count());
@@ -242,13 +246,10 @@ inline std::string timeout_message(Duration d) {
 template <typename A>
 Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) {
   using Traits = detail::AwaitableTraits<std::decay_t<A>>;
-  if (timeout && timeout->count() < 0) {
-    throw std::invalid_argument(
-        absl::StrFormat("wait_for: negative timeout (%d ns)", timeout->count()));
-  }
+  using V = detail::AwaitableValue<A>;
   auto f = [&] {
     // We suspend on a new task at once: let it run next on this worker.
-    if constexpr (std::is_same_v<std::decay_t<A>, Coro<detail::AwaitableValue<A>>>) {
+    if constexpr (std::is_same_v<std::decay_t<A>, Coro<V>>) {
       return detail::create_task_to_await(std::move(aw));
     } else {
       return Traits::to_future(std::move(aw));
@@ -256,19 +257,9 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   }();
   if (!timeout) co_return co_await f;
   if (f.done()) co_return f.take();
-  // The callback captures 16 bytes (no allocation) and formats its message
-  // only if it fires, which most timeouts never do.
-  const Duration d = *timeout;
-  // Outside cancellations of this task (Task::cancel) counted so far: the
-  // timer cancels `f`, never this task, so growth means someone else asked.
-  // A request already pending is delivered here, before the timer exists:
-  // it would otherwise be spent cancelling `f` and be indistinguishable
-  // from the timeout.
   detail::TaskBase* self = detail::current_task_base_checked("wait_for");
-  // Read before the check below: a request counted here but delivered after
-  // the check is caught at the end (by f's message for a Future, by f's
-  // request count for a Task).
-  const int cancels_at_entry = self->cancelling();
+  // A request pending on entry is delivered here, before the timeout
+  // exists: spent on `f`, it could not be told from one that `f` swallowed.
   std::exception_ptr early;
   try {
     self->throw_if_cancel_requested();
@@ -280,45 +271,35 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
     co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
     std::rethrow_exception(early);
   }
-  auto expire = [f, d] { f.cancel(detail::timeout_message(d)); };
-  TimerHandle timer;
-  if (d.count() == 0) {
-    expire();
-  } else {
-    timer = call_later(d, expire);
-  }
-  std::exception_ptr cancelled;
+  // Requests from outside (Task::cancel) counted so far: the scope cancels
+  // `f`, never this task, so growth means someone else asked.
+  const int cancels_at_entry = self->cancelling();
+  CancelScope scope = detail::ScopeAccess::expiring_after(*timeout);
+  detail::ScopeAccess::enter(scope);
+  std::exception_ptr error;
+  std::optional<detail::ValueOrMonostate<V>> value;
   try {
-    co_await detail::DoneAwaiter(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
-  } catch (const CancelledError&) {
-    cancelled = std::current_exception();
-  }
-  // Only this task cancels the timer: false means it fired (or is firing).
-  const bool fired = d.count() == 0 || !timer.cancel();
-  if (cancelled) {
-    f.cancel();
-    co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
-    std::rethrow_exception(cancelled);
-  }
-  if (f.cancelled() && fired) {
-    // The timer fired, but this task was also cancelled from outside while
-    // `f` finished (its cancellation went to `f`, the task's waiter): that
-    // cancellation wins, as with asyncio 3.12's timeout-based wait_for.
-    self->throw_if_cancel_requested();  // a request not delivered yet
-    if (self->cancelling() > cancels_at_entry) f.take();  // raises f's CancelledError
-    if constexpr (std::is_same_v<typename Traits::future, Future<detail::AwaitableValue<A>>>) {
-      // A plain future keeps the message of whoever cancelled it: if that
-      // was not our timer, it was this task's cancellation, spent on `f`.
-      if (f.state_base()->cancel_message() != detail::timeout_message(d)) f.take();
+    if constexpr (std::is_void_v<V>) {
+      co_await f;
+      value.emplace();
     } else {
-      // A task counts the requests it received: the timer made one, so more
-      // means another cancellation reached it too, e.g. this task's, counted
-      // before cancels_at_entry was read but delivered to `f` only after.
-      if (f.cancelling() > 1) f.take();
+      value.emplace(co_await f);
     }
-    throw TimeoutError(detail::timeout_message(d));
+  } catch (...) {
+    error = std::current_exception();
   }
-  co_return f.take();  // the value even if the timer fired, or aw's own error
+  const bool timed_out = detail::ScopeAccess::leave(scope, error);
+  // The rule of asyncio 3.12+ (cancelling() decides): a value or a
+  // TimeoutError only if no request from outside came meanwhile. One that
+  // `f` received (and perhaps swallowed) is raised here; one still pending
+  // is delivered now, or after the shield that defers it.
+  if (self->cancelling() > cancels_at_entry) {
+    if (!self->cancel_pending()) throw CancelledError(self->last_cancel_message());
+    self->throw_if_request_pending();
+  }
+  if (timed_out) throw TimeoutError(detail::timeout_message(*timeout));
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<V>) co_return std::move(*value);
 }
 
 // asyncio.shield: awaits `aw`, but cancelling the awaiting task does not

@@ -103,6 +103,7 @@ class Loop final : public detail::LoopBase {
   void schedule(detail::TaskBase* task, detail::Wake how) override;
   void task_finished(detail::TaskBase* task) noexcept override;
   const void* runtime_id() const noexcept override { return &rt_; }
+  std::int64_t now_ns() const noexcept override { return time().time_since_epoch().count(); }
   void report_error(std::string_view message) noexcept override;
 
   // For the runtime and create_task: registers and schedules a new task,

@@ -19,23 +19,22 @@ std::vector<AnyTask> all_tasks() { return get_running_loop().runtime().all_tasks
 std::string dump_tasks() { return get_running_loop().runtime().dump_tasks(); }
 
 Coro<void> sleep(Duration d) {
-  if (d.count() < 0) {
-    throw std::invalid_argument(absl::StrFormat("sleep: negative duration (%d ns)", d.count()));
-  }
-  if (d.count() == 0) {
+  if (d.count() <= 0) {
     co_await yield_now();
     co_return;
   }
   Future<void> done;
-  TimerHandle timer = call_later(d, [done] {
-    done.try_set_result();
-  });
+  TimerHandle timer = call_later(d, [done] { done.try_set_result(); });
   try {
     co_await done;
   } catch (...) {
     timer.cancel();
     throw;
   }
+}
+
+Coro<void> sleep_until(TimePoint deadline) {
+  co_await sleep(deadline - get_running_loop().time());  // read when it starts
 }
 
 }  // namespace weft

@@ -75,9 +75,13 @@ std::vector<AnyTask> all_tasks();
 // The running runtime's task dump (Runtime::dump_tasks).
 std::string dump_tasks();
 
-// Suspends the task for `d` (asyncio.sleep). sleep(0) yields once.
-// std::invalid_argument for a negative duration.
+// Suspends the task for `d` (asyncio.sleep). A zero or negative `d` yields
+// once, as asyncio.sleep(0) does (a delay computed as `deadline - now` is
+// often negative).
 Coro<void> sleep(Duration d);
+// Suspends the task until `deadline` on the runtime's clock (Trio's
+// sleep_until); a deadline already passed yields once.
+Coro<void> sleep_until(TimePoint deadline);
 template <typename T>
 Coro<T> sleep(Duration d, T value) {
   co_await sleep(d);

@@ -112,9 +112,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
     std::optional<Future<void>> signal = join_signal(*st);
     if (!signal) break;
     if (shield) {
-      CancelScope scope;
-      scope.shield();
-      co_await scope.run(wait_signal(*signal));
+      co_await CancelScope(ScopeOptions{.shield = true}).run(wait_signal(*signal));
       continue;
     }
     bool cancelled = false;

@@ -69,27 +69,36 @@ WEFT_MANUAL_TEST(Timeout, ValueBeforeTheDeadlineAndTheTimerIsGone, 1) {
 }
 
 WEFT_MANUAL_TEST(Timeout, ZeroAndNegative, 1) {
+  const TimePoint t0 = clock->now();
   EXPECT_TRUE((co_await raises<TimeoutError>(timeout(Duration(0), value_after(1, milliseconds(1))))).has_value());
-  // weft's decision (as for wait_for): a negative timeout is a bug, not an
-  // instant expiry. The scope is made when timeout() is called.
-  EXPECT_THROW((void)timeout(milliseconds(-1), value_after(1, milliseconds(1))), std::invalid_argument);
+  // asyncio: a negative delay (often `deadline - now`) is an expired timeout.
+  EXPECT_TRUE(
+      (co_await raises<TimeoutError>(timeout(milliseconds(-1), value_after(1, milliseconds(1))))).has_value());
+  EXPECT_TRUE(
+      (co_await raises<TimeoutError>(timeout_at(t0 - hours(1), value_after(1, milliseconds(1))))).has_value());
+  EXPECT_EQ(clock->now(), t0) << "nothing waited";
   // A body that never suspends is not cancelled, even with a zero timeout.
   EXPECT_EQ(co_await timeout(Duration(0), []() -> Coro<int> { co_return 5; }()), 5);
+  EXPECT_EQ(co_await timeout(milliseconds(-3), []() -> Coro<int> { co_return 6; }()), 6);
 }
 
-Coro<void> reschedule_body(CancelScope scope, ManualClock* clock) {
+Coro<void> reschedule_body(CancelScope scope, ManualClock* clock, TimePoint t0) {
+  EXPECT_EQ(scope.deadline(), t0 + milliseconds(10)) << "measured from entry";
   co_await sleep(milliseconds(5));
   scope.reschedule(clock->now() + milliseconds(20));
   co_await sleep(hours(1));
 }
 
 WEFT_MANUAL_TEST(Timeout, Reschedule, 1) {
-  const TimePoint t0 = clock->now();
   CancelScope scope = CancelScope::after(milliseconds(10));
-  EXPECT_EQ(scope.deadline(), t0 + milliseconds(10));
-  EXPECT_TRUE((co_await raises<TimeoutError>(scope.run_or_timeout(reschedule_body(scope, clock)))).has_value());
+  EXPECT_TRUE(scope.is_relative());
+  EXPECT_THROW((void)scope.deadline(), RuntimeError) << "a relative scope has no deadline before entry";
+  co_await sleep(milliseconds(7));  // not counted: the deadline is measured from entry
+  const TimePoint t0 = clock->now();
+  EXPECT_TRUE((co_await raises<TimeoutError>(scope.run_or_timeout(reschedule_body(scope, clock, t0)))).has_value());
   EXPECT_EQ(clock->now() - t0, milliseconds(25)) << "the rescheduled deadline, not the first";
   EXPECT_EQ(scope.deadline(), t0 + milliseconds(25));
+  EXPECT_FALSE(scope.is_relative());
   EXPECT_TRUE(scope.expired());
 }
 
@@ -108,10 +117,13 @@ WEFT_MANUAL_TEST(Timeout, RescheduleToNeverRemovesTheDeadline, 1) {
 
 WEFT_MANUAL_TEST(Timeout, RescheduleBeforeRunningAndIntoThePast, 1) {
   const TimePoint t0 = clock->now();
-  CancelScope scope = CancelScope::after(hours(1));
+  CancelScope scope = CancelScope::at(t0 + hours(1));
   scope.reschedule(t0 + milliseconds(3));  // not running yet: just moves the deadline
   EXPECT_TRUE((co_await raises<TimeoutError>(scope.run_or_timeout(value_after(1, hours(1))))).has_value());
   EXPECT_EQ(clock->now() - t0, milliseconds(3));
+  // Trio: an unentered relative scope has no absolute deadline to move.
+  CancelScope relative = CancelScope::after(hours(1));
+  EXPECT_THROW(relative.reschedule(t0), RuntimeError);
 }
 
 WEFT_MANUAL_TEST(Timeout, Expired, 1) {

@@ -379,9 +379,25 @@ WEFT_MANUAL_TEST(WaitFor, NoTimeoutWaitsForever, 1) {
   EXPECT_EQ(since(clock, t0), hours(100));
 }
 
-WEFT_MANUAL_TEST(WaitFor, NegativeTimeoutIsAnError, 1) {
-  auto e = co_await raises<std::invalid_argument>(wait_for(value_after(1, milliseconds(1)), milliseconds(-1)));
-  EXPECT_TRUE(e.has_value());
+// asyncio: a negative timeout is an expired one, as zero is
+// (test_wait_for_timeout_less_then_0_or_0).
+WEFT_MANUAL_TEST(WaitFor, NegativeTimeoutHasExpired, 1) {
+  const TimePoint t0 = clock->now();
+  Seen seen;
+  Task<int> inner = create_task(cancellable(&seen, Duration(0)));
+  co_await yield_now();
+  EXPECT_TRUE((co_await raises<TimeoutError>(wait_for(inner, milliseconds(-1)))).has_value());
+  EXPECT_TRUE(inner.cancelled()) << "cancelled by the expired timeout, and waited for";
+  EXPECT_TRUE(seen.cleaned_up);
+  Future<int> ready;
+  ready.set_result(3);
+  EXPECT_EQ(co_await wait_for(ready, std::chrono::seconds(-1)), 3) << "a ready result gets through";
+  Seen unstarted;
+  EXPECT_TRUE(
+      (co_await raises<TimeoutError>(wait_for(cancellable(&unstarted, Duration(0)), milliseconds(-5))))
+          .has_value());
+  EXPECT_FALSE(unstarted.started) << "a Coro is not started once the timeout has expired";
+  EXPECT_EQ(clock->now(), t0);
 }
 
 // --- shield ---------------------------------------------------------------------

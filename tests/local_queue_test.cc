@@ -41,6 +41,7 @@ class DummyLoop final : public LoopBase {
   void schedule(TaskBase*, Wake) override { ADD_FAILURE() << "DummyLoop::schedule"; }
   void task_finished(TaskBase*) noexcept override {}
   const void* runtime_id() const noexcept override { return this; }
+  std::int64_t now_ns() const noexcept override { return 0; }
   void report_error(std::string_view m) noexcept override {
     ADD_FAILURE() << "DummyLoop::report_error: " << m;
   }

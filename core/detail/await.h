@@ -29,7 +29,10 @@ class StateAwaiter final : public Waiter {
     // If true, *this may be resumed on another thread already.
   }
   T await_resume() {
-    if (task_ != nullptr) task_->throw_if_cancel_requested();
+    // The future's outcome decides, unless a request arrived meanwhile: a
+    // result the awaited task produced despite a scope's cancellation is
+    // returned (asyncio), and the next checkpoint raises.
+    if (task_ != nullptr) task_->throw_if_request_pending();
     state_->check_result();
     return storage_->take_value();
   }

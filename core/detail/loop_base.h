@@ -46,6 +46,10 @@ class LoopBase {
   // Identifies the runtime the loop belongs to: futures may only be awaited
   // by tasks of the same runtime.
   virtual const void* runtime_id() const noexcept = 0;
+  // The runtime's clock, in nanoseconds on its own epoch (the ticks of a
+  // weft::TimePoint): what cancel scopes compare their deadlines with at
+  // every checkpoint.
+  virtual std::int64_t now_ns() const noexcept = 0;
   // Reports an error nobody else will see (an exception from a callback, an
   // exception never retrieved). Never throws.
   virtual void report_error(std::string_view message) noexcept = 0;

@@ -1,5 +1,7 @@
 #include "weft/core/detail/task_base.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "weft/core/coro.h"
 
@@ -81,9 +83,13 @@ int TaskBase::uncancel() noexcept {
     // undelivered cancellation.
     must_cancel_ = false;
     must_cancel_flag_.store(false, std::memory_order_relaxed);
-    cancel_request_msg_.clear();
   }
   return n - 1;
+}
+
+std::string TaskBase::last_cancel_message() const {
+  detail::SpinLockHolder lock(&mu_);
+  return cancel_request_msg_;
 }
 
 void TaskBase::run() noexcept {
@@ -108,43 +114,46 @@ void TaskBase::run() noexcept {
 }
 
 bool TaskBase::take_must_cancel(std::string* msg) {
-  // Acquire pairs with the release store under mu_ in cancel().
+  // Acquire pairs with the release store under mu_ in deliver().
   if (!must_cancel_flag_.load(std::memory_order_acquire)) return false;
   detail::SpinLockHolder lock(&mu_);
   if (!must_cancel_ || shielded_locked()) return false;  // a shield defers it
   must_cancel_ = false;
   must_cancel_flag_.store(false, std::memory_order_relaxed);
-  *msg = std::move(cancel_request_msg_);
-  cancel_request_msg_.clear();
+  *msg = cancel_request_msg_;
   return true;
 }
 
 bool TaskBase::cancel(std::string msg) {
   if (done()) return false;
+  num_cancels_.fetch_add(1, std::memory_order_relaxed);
+  deliver(std::move(msg));
+  return true;
+}
+
+void TaskBase::deliver(std::string msg) {
   RefPtr<FutureStateBase> w;
   {
     detail::SpinLockHolder lock(&mu_);
-    num_cancels_.fetch_add(1, std::memory_order_relaxed);
+    cancel_request_msg_ = msg;
     if (shielded_locked()) {
-      // Inside a shielded scope: deliver at the first suspension after it.
+      // Inside a shielded scope: deliver at the first checkpoint after it.
       must_cancel_ = true;
-      cancel_request_msg_ = std::move(msg);
       must_cancel_flag_.store(true, std::memory_order_release);
-      return true;
+      return;
     }
     w = waiter_;
   }
   for (;;) {
     // Cancel what the task waits on outside our lock: that may take the
     // waiter's own lock (a task awaiting a task), and we never hold two.
-    if (w && !w->done() && w->cancel(msg)) return true;
+    if (w && !w->done() && w->cancel(msg)) return;
     detail::SpinLockHolder lock(&mu_);
     if (waiter_ == w) {
-      // Not waiting (or its wait is ending): deliver at the next suspension.
+      // Not waiting (or its wait is ending): deliver at the next checkpoint.
       must_cancel_ = true;
-      cancel_request_msg_ = std::move(msg);
       must_cancel_flag_.store(true, std::memory_order_release);
-      return true;
+      return;
     }
     w = waiter_;  // it suspended on something new meanwhile: cancel that
   }
@@ -158,13 +167,19 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   }
   resume_point_ = h;
   std::string msg;
+  // Deadlines first, outside our lock: expiring a scope wakes this task.
+  CancelScopeState* top = innermost_scope();
+  bool scope_cancelled = top != nullptr && check_scopes(top, &msg);
   bool cancel_now;
-  bool scope_cancelled;
   {
     detail::SpinLockHolder lock(&mu_);
     waiter_ = RefPtr<FutureStateBase>(&f);
-    // Level-triggered: a cancelled scope cancels every wait inside it.
-    scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
+    // Level-triggered: a cancelled scope cancels every wait inside it. Read
+    // again under the lock: a scope cancel() racing with this suspension
+    // either sees the new waiter or is seen here.
+    if (!scope_cancelled) {
+      scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
+    }
     cancel_now = !scope_cancelled && must_cancel_ && !shielded_locked();
     if (cancel_now) msg = cancel_request_msg_;
   }
@@ -176,7 +191,6 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
     detail::SpinLockHolder lock(&mu_);
     must_cancel_ = false;
     must_cancel_flag_.store(false, std::memory_order_relaxed);
-    cancel_request_msg_.clear();
   }
   return f.add_waiter(&w);
   // If true, *this may now be running on another thread.
@@ -189,10 +203,14 @@ void TaskBase::suspend_and_yield(std::coroutine_handle<> h) noexcept {
 
 void TaskBase::throw_if_cancel_requested() {
   std::string msg;
-  if (CancelScopeState* top = innermost_scope();
-      top != nullptr && scope_cancellation(top, &msg)) {
+  if (CancelScopeState* top = innermost_scope(); top != nullptr && check_scopes(top, &msg)) {
     throw CancelledError(std::move(msg));
   }
+  if (take_must_cancel(&msg)) throw CancelledError(std::move(msg));
+}
+
+void TaskBase::throw_if_request_pending() {
+  std::string msg;
   if (take_must_cancel(&msg)) throw CancelledError(std::move(msg));
 }
 
@@ -203,12 +221,22 @@ bool TaskBase::take_cancel_at_return() noexcept {
   return true;
 }
 
-bool CancelScopeState::cancel(std::string reason) {
+bool CancelScopeState::cancel(std::string reason) { return cancel_impl(std::move(reason), false); }
+
+bool CancelScopeState::expire() {
+  if (cancel_called()) return false;
+  return cancel_impl(absl::StrFormat("cancelled by a cancel scope whose deadline passed (scope %p)",
+                                     static_cast<const void*>(this)),
+                     true);
+}
+
+bool CancelScopeState::cancel_impl(std::string reason, bool expiring) {
   RefPtr<TaskBase> task;
   {
     detail::SpinLockHolder lock(&mu_);
     if (cancel_called_.load(std::memory_order_relaxed)) return false;
     reason_ = reason;
+    if (expiring) expired_.store(true, std::memory_order_release);
     cancel_called_.store(true, std::memory_order_release);
     // While the scope is active its task has not finished: it is alive.
     if (task_ != nullptr) task = RefPtr<TaskBase>(task_);
@@ -220,6 +248,17 @@ bool CancelScopeState::cancel(std::string reason) {
 std::string CancelScopeState::reason() const {
   detail::SpinLockHolder lock(&mu_);
   return reason_;
+}
+
+void CancelScopeState::set_shield(bool on) {
+  // acq_rel: a checkpoint that reads the new value sees everything before it.
+  if (shield_.exchange(on, std::memory_order_acq_rel) == on || on) return;
+  RefPtr<TaskBase> task;
+  {
+    detail::SpinLockHolder lock(&mu_);
+    if (task_ != nullptr) task = RefPtr<TaskBase>(task_);
+  }
+  if (task) task->on_shield_lowered(this);
 }
 
 void TaskBase::enter_scope(CancelScopeState* s) {
@@ -247,14 +286,56 @@ bool TaskBase::scope_cancellation(const CancelScopeState* from, std::string* rea
       if (reason != nullptr) *reason = s->reason();
       return true;
     }
-    if (s->shield_) return false;  // nothing outside reaches in
+    if (s->shield()) return false;  // nothing outside reaches in
   }
   return false;
 }
 
+bool TaskBase::check_scopes(CancelScopeState* from, std::string* reason) {
+  std::int64_t now = 0;
+  bool have_now = false;
+  for (CancelScopeState* s = from; s != nullptr; s = s->parent_) {
+    if (!s->cancel_called()) {
+      const std::int64_t deadline = s->deadline_ns();
+      if (deadline != CancelScopeState::kNoDeadline) {
+        if (!have_now) {
+          now = loop()->now_ns();
+          have_now = true;
+        }
+        if (deadline <= now) s->expire();
+      }
+    }
+    if (s->cancel_called()) {
+      if (reason != nullptr) *reason = s->reason();
+      return true;
+    }
+    if (s->shield()) return false;
+  }
+  return false;
+}
+
+std::int64_t TaskBase::effective_deadline_ns() const {
+  std::int64_t earliest = CancelScopeState::kNoDeadline;
+  for (const CancelScopeState* s = innermost_scope(); s != nullptr; s = s->parent_) {
+    if (s->cancel_called()) return INT64_MIN;
+    earliest = std::min(earliest, s->deadline_ns());
+    if (s->shield()) break;
+  }
+  return earliest;
+}
+
 bool TaskBase::shielded_locked() const {
   for (const CancelScopeState* s = scope_top_; s != nullptr; s = s->parent_) {
-    if (s->shield_) return true;
+    if (s->shield()) return true;
+  }
+  return false;
+}
+
+bool TaskBase::inside_locked(const CancelScopeState* s) const {
+  // Only if no shield between s and the innermost scope keeps s out.
+  for (const CancelScopeState* c = scope_top_; c != nullptr; c = c->parent_) {
+    if (c == s) return true;
+    if (c->shield()) return false;
   }
   return false;
 }
@@ -263,21 +344,37 @@ void TaskBase::wake_for_scope(CancelScopeState* s, const std::string& reason) {
   RefPtr<FutureStateBase> w;
   {
     detail::SpinLockHolder lock(&mu_);
-    // Only if the task still runs inside s, and no shield between s and the
-    // innermost scope keeps it out.
-    bool inside = false;
-    for (const CancelScopeState* c = scope_top_; c != nullptr; c = c->parent_) {
-      if (c == s) {
-        inside = true;
-        break;
-      }
-      if (c->shield_) break;
-    }
-    if (!inside) return;
+    if (!inside_locked(s)) return;
     w = waiter_;
   }
-  // If it is running now, its next suspension sees the cancelled scope.
+  // If it is running now, its next checkpoint sees the cancelled scope.
   if (w && !w->done()) w->cancel(reason);
+}
+
+void TaskBase::on_shield_lowered(CancelScopeState*) {
+  // Recomputed from the innermost scope: an inner shield may still keep
+  // everything outside it away.
+  RefPtr<FutureStateBase> w;
+  std::string msg;
+  bool scope_cancelled = false;
+  bool request = false;
+  {
+    detail::SpinLockHolder lock(&mu_);
+    scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
+    if (!scope_cancelled && must_cancel_ && !shielded_locked()) {
+      // The request the shield deferred: deliver it now, as cancel() would.
+      request = true;
+      must_cancel_ = false;
+      must_cancel_flag_.store(false, std::memory_order_relaxed);
+      msg = cancel_request_msg_;
+    }
+    w = waiter_;
+  }
+  if (scope_cancelled) {
+    if (w && !w->done()) w->cancel(msg);
+  } else if (request) {
+    deliver(std::move(msg));
+  }
 }
 
 FutureStateBase::Outcome TaskBase::record_exception(std::exception_ptr e) noexcept {

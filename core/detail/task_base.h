@@ -47,29 +47,62 @@ class TaskBase;
 // suspension protocol needs. Scopes active in a task form a chain from the
 // innermost (TaskBase::scope_top_) outwards through `parent_`.
 //
-// Threads: `parent_` and `shield_` are written by the task's thread while
-// the scope is not active, then only read. `task_` (the task the scope is
-// active in) and `reason_` are guarded by `mu_`, so cancel() from any thread
-// either sees the scope active and wakes that task, or sees it inactive.
-// `cancel_called_` is set under `mu_` after `reason_` (release) and read
-// lock-free by the task (acquire) at its suspension points.
+// Threads:
+//  - `parent_` is written by the task's thread while the scope is not
+//    active, then only read by that thread.
+//  - `task_` (the task the scope is active in) and `reason_` are guarded by
+//    `mu_`, so cancel() from any thread either sees the scope active and
+//    wakes that task, or sees it inactive.
+//  - `cancel_called_` and `expired_` are set under `mu_` after `reason_`
+//    (release) and read lock-free (acquire) by the task at its checkpoints
+//    and by anyone asking.
+//  - `shield_` may be changed at any time from any thread (Trio's
+//    `CancelScope.shield` property): stored with release, read with acquire
+//    at the task's checkpoints and under the task's lock by Task::cancel.
+//    Lowering it wakes the task if a cancellation became visible.
+//  - `deadline_ns_` (absolute, on the runtime's clock; kNoDeadline for none)
+//    is written by the task running the scope, or by anyone while the scope
+//    is not active; the task compares it with the clock at every checkpoint
+//    (relaxed: a stale read only delays the expiry to the scope's timer).
 class CancelScopeState : public RefCounted {
  public:
+  static constexpr std::int64_t kNoDeadline = INT64_MAX;
+
+  // A scope is made for every timeout: from the frame pool, as futures are.
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
+
   // Requests cancellation of everything inside the scope; false if already
   // requested. Any thread.
   bool cancel(std::string reason);
+  // The deadline passed: marks the scope expired and cancels it; false if it
+  // was cancelled already (then it stays not expired). Any thread.
+  bool expire();
   bool cancel_called() const noexcept { return cancel_called_.load(std::memory_order_acquire); }
+  bool expired() const noexcept { return expired_.load(std::memory_order_acquire); }
   std::string reason() const;
 
-  bool shield_ = false;
+  bool shield() const noexcept { return shield_.load(std::memory_order_acquire); }
+  // Any thread, any time; takes effect at the task's next checkpoint (at
+  // once if lowering it exposes a cancellation while the task waits).
+  void set_shield(bool on);
+
+  std::int64_t deadline_ns() const noexcept { return deadline_ns_.load(std::memory_order_relaxed); }
+  void set_deadline_ns(std::int64_t d) noexcept { deadline_ns_.store(d, std::memory_order_relaxed); }
+
   CancelScopeState* parent_ = nullptr;
 
  private:
   friend class TaskBase;
+  bool cancel_impl(std::string reason, bool expiring);
+
   mutable detail::SpinLock mu_;
   TaskBase* task_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string reason_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> cancel_called_{false};
+  std::atomic<bool> expired_{false};
+  std::atomic<bool> shield_{false};
+  std::atomic<std::int64_t> deadline_ns_{kNoDeadline};
 };
 
 class TaskBase : public FutureStateBase {
@@ -86,6 +119,13 @@ class TaskBase : public FutureStateBase {
   bool cancel(std::string msg) override;
   int cancelling() const noexcept { return num_cancels_.load(std::memory_order_relaxed); }
   int uncancel() noexcept;
+  // True while a request waits for the task's next checkpoint (it was not
+  // delivered to what the task awaits, or a shield defers it). Any thread.
+  bool cancel_pending() const noexcept {
+    return must_cancel_flag_.load(std::memory_order_acquire);
+  }
+  // The message of the latest request, delivered or not ("" if none).
+  std::string last_cancel_message() const;
 
   std::string name() const;
   void set_name(std::string name);
@@ -101,12 +141,20 @@ class TaskBase : public FutureStateBase {
   // Suspends the task at `h` until `f` completes (waking through `w`).
   // Returns false when the task must not suspend (f already done).
   // Throws RuntimeError if f belongs to another runtime or is this task.
+  // A checkpoint: a cancelled scope or a pending request cancels `f`.
   bool suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<> h);
   // Suspends at `h` and reschedules the task at the back of the queue.
   void suspend_and_yield(std::coroutine_handle<> h) noexcept;
-  // Called by every awaiter on resume: raises CancelledError if a
-  // cancellation request is pending.
+  // A checkpoint on resume: raises CancelledError if a scope visible from
+  // the innermost one is cancelled (or its deadline has passed), or if a
+  // request is pending.
   void throw_if_cancel_requested();
+  // For awaiters of a future that completed: raises CancelledError only for
+  // a pending request (asyncio's rule: a request that arrived while the task
+  // was being woken wins over the result). A scope's cancellation reached
+  // the future itself if it was in time; otherwise the next checkpoint
+  // delivers it.
+  void throw_if_request_pending();
 
   // --- Cancel scopes (task thread only) ---
   // Makes `s` the innermost active scope of this task.
@@ -116,9 +164,17 @@ class TaskBase : public FutureStateBase {
   CancelScopeState* innermost_scope() const noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return scope_top_;
   }
-  // True if a cancelled scope is visible from the innermost one (no shield
-  // in between); sets *reason to that scope's reason.
+  // True if a cancelled scope is visible from `from` (no shield in
+  // between); sets *reason to that scope's reason.
   bool scope_cancellation(const CancelScopeState* from, std::string* reason) const;
+  // The same, after expiring the visible scopes whose deadline has passed on
+  // the runtime's clock (Trio checks deadlines at every checkpoint). Must
+  // not be called under this task's lock (expiring a scope wakes the task).
+  bool check_scopes(CancelScopeState* from, std::string* reason);
+  // The earliest deadline visible from the innermost scope (ns on the
+  // runtime's clock), kNoDeadline if none, INT64_MIN if a visible scope is
+  // cancelled (Trio's current_effective_deadline).
+  std::int64_t effective_deadline_ns() const;
 
   // Pinned tasks always run on their loop (set before the first schedule).
   bool pinned() const noexcept { return pinned_; }
@@ -157,10 +213,17 @@ class TaskBase : public FutureStateBase {
 
  private:
   bool take_must_cancel(std::string* msg);
+  // Delivers a counted request: cancels what the task waits on, or leaves
+  // the request pending for its next checkpoint.
+  void deliver(std::string msg);
   // Called by CancelScopeState::cancel: wakes the task if it waits inside `s`.
   void wake_for_scope(CancelScopeState* s, const std::string& reason);
+  // Called by CancelScopeState::set_shield(false): delivers what the shield
+  // kept out, if the task still runs inside `s`.
+  void on_shield_lowered(CancelScopeState* s);
   // True if an active scope shields the task from outside cancellation.
   bool shielded_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool inside_locked(const CancelScopeState* s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::uint64_t id_;
   bool pinned_ = false;
@@ -176,6 +239,8 @@ class TaskBase : public FutureStateBase {
   mutable detail::SpinLock mu_;
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
   bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
+  // The latest request's message; kept after its delivery, for built-ins
+  // that must re-raise a request their inner await swallowed (wait_for).
   std::string cancel_request_msg_ ABSL_GUARDED_BY(mu_);
   // An unnamed task is called "Task-<id>" (asyncio's default), formatted
   // when asked for; set_name() names it, even with "".
