@@ -165,4 +165,46 @@ class Future : public BasicFuture<T> {
   }
 };
 
+// A future or task of any result type, seen without its value (asyncio's
+// duck-typed futures): what wait() and as_completed() take when futures of
+// different result types are mixed. Made from any Future<T>, Task<T>,
+// GatheringFuture or AnyTask; awaiting it waits and rethrows a failure, but
+// hands back no value (read it from the typed handle). Thread safety: as
+// for the handles it was made from.
+class AnyFuture {
+ public:
+  AnyFuture() = default;
+  template <typename F>
+    requires requires(const F& f) {
+      { f.state_base() } -> std::convertible_to<detail::FutureStateBase*>;
+    }
+  AnyFuture(const F& f) : state_(f.state_base()) {}  // NOLINT: implicit on purpose
+
+  bool valid() const noexcept { return static_cast<bool>(state_); }
+  bool done() const { return state().done(); }
+  bool cancelled() const { return state().cancelled(); }
+  // Task::cancel for a task (a request), Future::cancel for a future.
+  bool cancel(std::string msg = {}) const { return state().cancel(std::move(msg)); }
+  // As BasicFuture::exception().
+  std::exception_ptr exception() const { return state().exception(); }
+  // Throws like result() would; returns nothing.
+  void check_result() const { state().check_result(); }
+
+  detail::StateAwaiter<void> operator co_await() const {
+    return detail::StateAwaiter<void>(state_, &kNoValue);
+  }
+
+  detail::FutureStateBase* state_base() const noexcept { return state_.get(); }
+  std::string describe() const { return state().describe(); }
+  friend bool operator==(const AnyFuture& a, const AnyFuture& b) { return a.state_ == b.state_; }
+
+ private:
+  detail::FutureStateBase& state() const {
+    if (!state_) throw InvalidStateError("use of an empty AnyFuture");
+    return *state_;
+  }
+  static inline detail::ValueStorage<void> kNoValue{};
+  detail::RefPtr<detail::FutureStateBase> state_;
+};
+
 }  // namespace weft

@@ -16,12 +16,14 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "weft/core/coro.h"
 #include "weft/core/detail/await.h"
 #include "weft/core/future.h"
 #include "weft/core/task.h"
 #include "weft/sched/cancel_scope.h"
+#include "weft/sched/detail/gather_state.h"
 #include "weft/sched/detail/wait_set.h"
 #include "weft/sched/result.h"
 #include "weft/sched/spawn.h"
@@ -33,6 +35,47 @@ enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
 // Tag for gather(return_exceptions, ...).
 struct ReturnExceptions {};
 inline constexpr ReturnExceptions return_exceptions{};
+
+// asyncio's _GatheringFuture: what gather() returns. A future of the
+// gathered results (awaitable, done(), result(), add_done_callback()) whose
+// cancel() cancels every child: true if any child accepted (the gather then
+// raises CancelledError once the children are done), false once every child
+// has finished. The children run from the call of gather() on, whether or
+// not the future is awaited. Thread safety: as for Future.
+template <typename R>
+class GatheringFuture : public BasicFuture<R> {
+  using State = detail::GatherResultState<R>;
+
+ public:
+  GatheringFuture() = default;
+
+  bool cancel(std::string msg = {}) const { return this->state().cancel(std::move(msg)); }
+
+  // Schedules `fn(GatheringFuture&)` on the future's loop once it is done.
+  template <typename Fn>
+  CallbackHandle add_done_callback(Fn&& fn) const {
+    return this->template add_callback_as<GatheringFuture>(std::forward<Fn>(fn));
+  }
+
+  // `co_await gather(...)` on the temporary moves the results out when no
+  // other handle can see them; an awaited lvalue copies them, as a Future.
+  detail::StateAwaiter<R> operator co_await() const& { return BasicFuture<R>::operator co_await(); }
+  detail::StateAwaiter<R> operator co_await() && {
+    return detail::StateAwaiter<R>(std::move(this->state_), this->storage_, /*move_if_sole=*/true);
+  }
+
+  static GatheringFuture from_state(detail::FutureStateBase& s) {
+    return GatheringFuture(detail::RefPtr<detail::FutureStateBase>(&s));
+  }
+  // For gather(): a handle on a new state (adopts its reference).
+  static GatheringFuture adopt(State* s) {
+    return GatheringFuture(detail::RefPtr<detail::FutureStateBase>(s, detail::kAdoptRef));
+  }
+
+ private:
+  explicit GatheringFuture(detail::RefPtr<detail::FutureStateBase> s)
+      : BasicFuture<R>(s, static_cast<State*>(s.get())) {}
+};
 
 namespace detail {
 
@@ -56,8 +99,16 @@ struct AwaitableTraits<Future<T>> {
   using future = Future<T>;
   static Future<T> to_future(Future<T> f) { return f; }
 };
+template <typename R>
+struct AwaitableTraits<GatheringFuture<R>> {
+  using value = R;
+  using future = GatheringFuture<R>;
+  static GatheringFuture<R> to_future(GatheringFuture<R> f) { return f; }
+};
 template <typename A>
 using AwaitableValue = typename AwaitableTraits<std::decay_t<A>>::value;
+template <typename A>
+using AwaitableFuture = typename AwaitableTraits<std::decay_t<A>>::future;
 template <typename T>
 using ValueOrMonostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
@@ -85,106 +136,112 @@ Result<typename F::value_type> take_result(const F& f) {
   }
 }
 
-// Waits until `ws` triggers. If the waiting task is cancelled, cancels every
-// child (gather's contract) and rethrows.
-Coro<void> await_children(RefPtr<WaitSet> ws, bool cancel_children_on_cancel);
 // Waits until `state` is done, deferring the caller's own cancellation
 // until then (a shielded join).
 Coro<void> join_shielded(RefPtr<FutureStateBase> state);
-// First child, in completion order, that did not produce a value.
-std::optional<std::size_t> first_failure(WaitSet& ws);
 
-template <typename Tuple, std::size_t... I>
-std::vector<RefPtr<FutureStateBase>> states_of(const Tuple& t, std::index_sequence<I...>) {
-  return {RefPtr<FutureStateBase>(std::get<I>(t).state_base())...};
+// Builds a gather's result from its children, all done.
+struct CollectValues {
+  template <typename... F>
+  auto operator()(std::tuple<F...>& fs) const {
+    return std::apply(
+        [](auto&... f) {
+          return std::tuple<ValueOrMonostate<typename F::value_type>...>(take_value_or_monostate(f)...);
+        },
+        fs);
+  }
+  template <typename F>
+  auto operator()(std::vector<F>& fs) const {
+    std::vector<ValueOrMonostate<typename F::value_type>> out;
+    out.reserve(fs.size());
+    for (auto& f : fs) out.push_back(take_value_or_monostate(f));
+    return out;
+  }
+};
+struct CollectResults {
+  template <typename... F>
+  auto operator()(std::tuple<F...>& fs) const {
+    return std::apply(
+        [](auto&... f) { return std::tuple<Result<typename F::value_type>...>(take_result(f)...); },
+        fs);
+  }
+  template <typename F>
+  auto operator()(std::vector<F>& fs) const {
+    std::vector<Result<typename F::value_type>> out;
+    out.reserve(fs.size());
+    for (auto& f : fs) out.push_back(take_result(f));
+    return out;
+  }
+};
+
+template <typename Collect, typename Children>
+auto start_gather(Children children, bool return_exceptions) {
+  using R = std::invoke_result_t<Collect, Children&>;
+  std::vector<FutureStateBase*> states;
+  if constexpr (requires { children.size(); }) {
+    states.reserve(children.size());
+    for (auto& f : children) states.push_back(f.state_base());
+  } else {
+    std::apply([&](auto&... f) { (states.push_back(f.state_base()), ...); }, children);
+  }
+  LoopBase* loop = current_loop();
+  if (loop == nullptr) throw RuntimeError("gather() needs a running weft loop on this thread");
+  auto* st = new GatherState<R, Children, Collect>(loop, std::move(children), std::move(states),
+                                                   return_exceptions);
+  GatheringFuture<R> handle = GatheringFuture<R>::adopt(st);
+  st->start();
+  return handle;
 }
 
-template <typename Tuple, std::size_t... I>
-void rethrow_child(const Tuple& t, std::size_t which, std::index_sequence<I...>) {
-  ((I == which ? (void)std::get<I>(t).take() : (void)0), ...);
+template <typename A>
+AwaitableFuture<A> to_future(A&& a) {
+  return AwaitableTraits<std::decay_t<A>>::to_future(std::forward<A>(a));
 }
 
 }  // namespace detail
 
-// asyncio.gather(*aws): awaits all; returns their values in argument order
-// (std::monostate for void). The first child to fail (exception, or
-// cancellation treated as CancelledError) propagates at once; the others
-// keep running. Cancelling the gather cancels every child.
+// asyncio.gather(*aws): starts every Coro as a task at once and returns the
+// gathering future of their values in argument order (std::monostate for
+// void). The first child to fail (an exception, or a cancellation, raised
+// as CancelledError) completes it at once; the others keep running.
+// Cancelling the gathering future, or the task awaiting it, cancels every
+// child. RuntimeError off a loop thread.
 template <typename... A>
-Coro<std::tuple<detail::ValueOrMonostate<detail::AwaitableValue<A>>...>> gather(A... aws) {
-  auto futures = std::make_tuple(detail::AwaitableTraits<std::decay_t<A>>::to_future(std::move(aws))...);
-  constexpr auto kIdx = std::index_sequence_for<A...>{};
-  if constexpr (sizeof...(A) > 0) {
-    auto ws = detail::RefPtr<detail::WaitSet>(
-        new detail::WaitSet(detail::states_of(futures, kIdx), detail::WaitPolicy::kFirstException),
-        detail::kAdoptRef);
-    co_await detail::await_children(ws, true);
-    if (auto bad = detail::first_failure(*ws)) detail::rethrow_child(futures, *bad, kIdx);
-  }
-  co_return std::apply(
-      [](auto&... f) {
-        return std::tuple<detail::ValueOrMonostate<detail::AwaitableValue<A>>...>(
-            detail::take_value_or_monostate(f)...);
-      },
-      futures);
+GatheringFuture<std::tuple<detail::ValueOrMonostate<detail::AwaitableValue<A>>...>> gather(A... aws) {
+  // Braces: the children are made (and Coros started) left to right.
+  return detail::start_gather<detail::CollectValues>(
+      std::tuple<detail::AwaitableFuture<A>...>{detail::to_future(std::move(aws))...}, false);
 }
 
-// gather(return_exceptions=True): waits for all; every outcome is returned.
+// gather(return_exceptions=True): completes once every child is done, with
+// every outcome; nothing is raised, unless the gather itself was cancelled.
 template <typename... A>
-Coro<std::tuple<Result<detail::AwaitableValue<A>>...>> gather(ReturnExceptions, A... aws) {
-  auto futures = std::make_tuple(detail::AwaitableTraits<std::decay_t<A>>::to_future(std::move(aws))...);
-  if constexpr (sizeof...(A) > 0) {
-    auto ws = detail::RefPtr<detail::WaitSet>(
-        new detail::WaitSet(detail::states_of(futures, std::index_sequence_for<A...>{}),
-                            detail::WaitPolicy::kAllCompleted),
-        detail::kAdoptRef);
-    co_await detail::await_children(ws, true);
-  }
-  co_return std::apply(
-      [](auto&... f) {
-        return std::tuple<Result<detail::AwaitableValue<A>>...>(detail::take_result(f)...);
-      },
-      futures);
+GatheringFuture<std::tuple<Result<detail::AwaitableValue<A>>...>> gather(ReturnExceptions, A... aws) {
+  return detail::start_gather<detail::CollectResults>(
+      std::tuple<detail::AwaitableFuture<A>...>{detail::to_future(std::move(aws))...}, true);
 }
 
 // gather over a range: values in input order.
 template <typename A>
-Coro<std::vector<detail::ValueOrMonostate<detail::AwaitableValue<A>>>> gather(std::vector<A> aws) {
-  using Traits = detail::AwaitableTraits<std::decay_t<A>>;
-  std::vector<typename Traits::future> futures;
-  std::vector<detail::RefPtr<detail::FutureStateBase>> states;
+GatheringFuture<std::vector<detail::ValueOrMonostate<detail::AwaitableValue<A>>>> gather(std::vector<A> aws) {
+  std::vector<detail::AwaitableFuture<A>> futures;
   futures.reserve(aws.size());
-  for (auto& a : aws) {
-    futures.push_back(Traits::to_future(std::move(a)));
-    states.emplace_back(futures.back().state_base());
-  }
-  std::vector<detail::ValueOrMonostate<detail::AwaitableValue<A>>> out;
-  if (futures.empty()) co_return out;
-  auto ws = detail::RefPtr<detail::WaitSet>(
-      new detail::WaitSet(std::move(states), detail::WaitPolicy::kFirstException), detail::kAdoptRef);
-  co_await detail::await_children(ws, true);
-  if (auto bad = detail::first_failure(*ws)) futures[*bad].take();  // rethrows
-  out.reserve(futures.size());
-  for (auto& f : futures) out.push_back(detail::take_value_or_monostate(f));
-  co_return out;
+  for (auto& a : aws) futures.push_back(detail::to_future(std::move(a)));
+  return detail::start_gather<detail::CollectValues>(std::move(futures), false);
 }
 
 template <typename A>
-Coro<std::vector<Result<detail::AwaitableValue<A>>>> gather(ReturnExceptions, std::vector<A> aws) {
-  using Traits = detail::AwaitableTraits<std::decay_t<A>>;
-  std::vector<typename Traits::future> futures;
-  std::vector<detail::RefPtr<detail::FutureStateBase>> states;
-  for (auto& a : aws) {
-    futures.push_back(Traits::to_future(std::move(a)));
-    states.emplace_back(futures.back().state_base());
-  }
-  std::vector<Result<detail::AwaitableValue<A>>> out;
-  if (futures.empty()) co_return out;
-  auto ws = detail::RefPtr<detail::WaitSet>(
-      new detail::WaitSet(std::move(states), detail::WaitPolicy::kAllCompleted), detail::kAdoptRef);
-  co_await detail::await_children(ws, true);
-  for (auto& f : futures) out.push_back(detail::take_result(f));
-  co_return out;
+GatheringFuture<std::vector<Result<detail::AwaitableValue<A>>>> gather(ReturnExceptions, std::vector<A> aws) {
+  std::vector<detail::AwaitableFuture<A>> futures;
+  futures.reserve(aws.size());
+  for (auto& a : aws) futures.push_back(detail::to_future(std::move(a)));
+  return detail::start_gather<detail::CollectResults>(std::move(futures), true);
+}
+
+// asyncio.ensure_future returns a future as it is.
+template <typename R>
+const GatheringFuture<R>& ensure_future(const GatheringFuture<R>& g) {
+  return g;
 }
 
 template <typename F>
@@ -193,36 +250,54 @@ struct WaitResult {
   std::vector<F> pending;
 };
 
+namespace detail {
+// asyncio takes a set: a future given twice counts once (its first place).
+template <typename F>
+void drop_duplicates(std::vector<F>& fs) {
+  absl::flat_hash_set<const FutureStateBase*> seen;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    if (seen.insert(fs[i].state_base()).second) {
+      if (kept != i) fs[kept] = std::move(fs[i]);
+      ++kept;
+    }
+  }
+  fs.resize(kept);
+}
+WaitPolicy wait_policy(ReturnWhen return_when);
+}  // namespace detail
+
 // asyncio.wait: waits until `return_when` holds or `timeout` passes, and
-// returns the done and pending futures (input order). A timeout does not
-// raise and cancels nothing. std::invalid_argument for an empty set or a
-// negative timeout.
+// returns the done and pending futures (input order; a future given twice
+// counts once). A timeout does not raise and cancels nothing; a zero or
+// negative one returns at once. F may be AnyFuture to mix result types.
+// std::invalid_argument for an empty set or an invalid return_when.
 template <typename F>
 Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = std::nullopt,
                          ReturnWhen return_when = ReturnWhen::ALL_COMPLETED) {
   if (fs.empty()) throw std::invalid_argument("wait: the set of futures is empty");
-  if (timeout && timeout->count() < 0) throw std::invalid_argument("wait: negative timeout");
-  std::vector<detail::RefPtr<detail::FutureStateBase>> states;
-  for (auto& f : fs) states.emplace_back(f.state_base());
-  detail::WaitPolicy policy = return_when == ReturnWhen::FIRST_COMPLETED ? detail::WaitPolicy::kFirstCompleted
-                              : return_when == ReturnWhen::FIRST_EXCEPTION
-                                  ? detail::WaitPolicy::kFirstException
-                                  : detail::WaitPolicy::kAllCompleted;
-  auto ws = detail::RefPtr<detail::WaitSet>(new detail::WaitSet(std::move(states), policy),
-                                            detail::kAdoptRef);
-  ws->start();
-  Future<void> signal = ws->signal();
-  TimerHandle timer;
-  if (timeout) timer = call_later(*timeout, [signal] { signal.try_set_result(); });
-  try {
-    co_await signal;
-  } catch (...) {
+  const detail::WaitPolicy policy = detail::wait_policy(return_when);
+  detail::drop_duplicates(fs);
+  if (!timeout || timeout->count() > 0) {
+    std::vector<detail::RefPtr<detail::FutureStateBase>> states;
+    states.reserve(fs.size());
+    for (auto& f : fs) states.emplace_back(f.state_base());
+    auto ws = detail::RefPtr<detail::WaitSet>(new detail::WaitSet(std::move(states), policy),
+                                              detail::kAdoptRef);
+    ws->start();
+    Future<void> signal = ws->signal();
+    TimerHandle timer;
+    if (timeout) timer = call_later(*timeout, [signal] { signal.try_set_result(); });
+    try {
+      co_await signal;
+    } catch (...) {
+      timer.cancel();
+      ws->detach();
+      throw;
+    }
     timer.cancel();
     ws->detach();
-    throw;
   }
-  timer.cancel();
-  ws->detach();
   WaitResult<F> r;
   for (auto& f : fs) (f.done() ? r.done : r.pending).push_back(std::move(f));
   co_return r;
@@ -324,12 +399,15 @@ Coro<detail::AwaitableValue<A>> shield(A aw) {
 //   auto it = as_completed(tasks, 5s);
 //   while (it.has_next()) { auto t = co_await it.next(); ... }
 // next() raises TimeoutError once `timeout` (counted from the call to
-// as_completed) has passed with futures still pending.
+// as_completed; zero or negative has passed already) has passed with
+// futures still pending; the ones done by then are handed out first. A
+// future given twice is handed out once.
 template <typename F>
 class AsCompleted {
  public:
   AsCompleted(std::vector<F> fs, std::optional<TimePoint> deadline)
       : fs_(std::move(fs)), deadline_(deadline) {
+    detail::drop_duplicates(fs_);
     std::vector<detail::RefPtr<detail::FutureStateBase>> states;
     for (auto& f : fs_) states.emplace_back(f.state_base());
     ws_ = detail::RefPtr<detail::WaitSet>(
@@ -380,7 +458,6 @@ class AsCompleted {
 
 template <typename F>
 AsCompleted<F> as_completed(std::vector<F> fs, std::optional<Duration> timeout = std::nullopt) {
-  if (timeout && timeout->count() < 0) throw std::invalid_argument("as_completed: negative timeout");
   std::optional<TimePoint> deadline;
   if (timeout) deadline = get_running_loop().time() + *timeout;
   return AsCompleted<F>(std::move(fs), deadline);

@@ -57,6 +57,7 @@ class AnyTask {
   std::uint64_t id() const { return t_->id(); }
   std::string waiting_on() const { return t_->waiting_on(); }
   detail::TaskBase* base() const noexcept { return t_.get(); }
+  detail::FutureStateBase* state_base() const noexcept { return t_.get(); }
   friend bool operator==(const AnyTask& a, const AnyTask& b) { return a.t_ == b.t_; }
 
  private:

@@ -14,8 +14,10 @@ namespace weft::detail {
 template <typename T>
 class StateAwaiter final : public Waiter {
  public:
-  StateAwaiter(RefPtr<FutureStateBase> state, ValueStorage<T>* storage)
-      : state_(std::move(state)), storage_(storage) {}
+  // `move_if_sole`: for an awaited temporary (a gathering future), the
+  // value is moved out when this awaiter holds the state's last reference.
+  StateAwaiter(RefPtr<FutureStateBase> state, ValueStorage<T>* storage, bool move_if_sole = false)
+      : state_(std::move(state)), storage_(storage), move_if_sole_(move_if_sole) {}
 
   // A done state does not suspend, unless the step's budget is spent.
   bool await_ready() const noexcept { return state_->done() && consume_budget(); }
@@ -34,7 +36,7 @@ class StateAwaiter final : public Waiter {
     // returned (asyncio), and the next checkpoint raises.
     if (task_ != nullptr) task_->throw_if_request_pending();
     state_->check_result();
-    return storage_->take_value();
+    return storage_->take_value(move_if_sole_ && state_->sole_owner());
   }
 
  private:
@@ -43,6 +45,7 @@ class StateAwaiter final : public Waiter {
   RefPtr<FutureStateBase> state_;
   ValueStorage<T>* storage_;
   TaskBase* task_ = nullptr;
+  bool move_if_sole_;
 };
 
 // Waits until a state is done without looking at its outcome (for joins

@@ -197,11 +197,14 @@ class ValueStorage {
     if constexpr (!std::is_void_v<T>) return *value_;
   }
   // What `co_await` hands back: a copy, or for move-only types the value
-  // itself, moved out once (a second take is an InvalidStateError).
-  T take_value() {
+  // itself, moved out once (a second take is an InvalidStateError). `sole`:
+  // the caller holds the only reference to the state, so nobody can read
+  // the value after it: moved out even if it could be copied.
+  T take_value(bool sole = false) {
     if constexpr (std::is_void_v<T>) {
       return;
     } else if constexpr (std::is_copy_constructible_v<T>) {
+      if (sole) return std::move(*value_);
       return *value_;
     } else {
       if (value_moved_.exchange(true, std::memory_order_acq_rel)) {

@@ -21,6 +21,10 @@ class RefCounted {
       const_cast<RefCounted*>(this)->destroy();
     }
   }
+  // True if the caller's reference is the only one: nobody else can reach
+  // the object (new references are made only from existing ones). Acquire
+  // pairs with the acq_rel decrements of the references dropped before.
+  bool sole_owner() const noexcept { return refs_.load(std::memory_order_acquire) == 1; }
   std::uint32_t ref_count_for_testing() const noexcept {
     return refs_.load(std::memory_order_relaxed);
   }

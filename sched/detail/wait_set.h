@@ -1,6 +1,5 @@
 // Watches a set of futures/tasks and completes a signal future when a
-// condition over them holds (the machinery behind gather, wait and
-// as_completed).
+// condition over them holds (the machinery behind wait and as_completed).
 //
 // Each watched state gets an inline callback node (run on the completing
 // thread). The set's own bookkeeping is under `mu_`; the signal is a
@@ -28,12 +27,6 @@ class WaitSet final : public RefCounted {
  public:
   WaitSet(std::vector<RefPtr<FutureStateBase>> states, WaitPolicy policy)
       : states_(std::move(states)), policy_(policy), pending_(states_.size()) {}
-
-  // gather: every child's exception counts as retrieved once it completes
-  // (the first is raised, the rest are dropped, as asyncio's gather marks
-  // them), so a failing sibling is not reported as "never retrieved". Call
-  // before start().
-  void retrieve_exceptions() noexcept { retrieve_exceptions_ = true; }
 
   // Registers the callbacks; call once, from the watching task.
   void start() {
@@ -84,9 +77,6 @@ class WaitSet final : public RefCounted {
 
  private:
   void on_done(std::size_t i, FutureStateBase& s) noexcept {
-    if (retrieve_exceptions_ && s.outcome() == FutureStateBase::Outcome::kException) {
-      (void)s.exception();  // marks it retrieved; cannot throw: not cancelled
-    }
     std::optional<Future<void>> to_signal;
     {
       detail::SpinLockHolder lock(&mu_);
@@ -105,7 +95,6 @@ class WaitSet final : public RefCounted {
   const std::vector<RefPtr<FutureStateBase>> states_;
   std::vector<CallbackNode*> nodes_;  // owned by the states; set before any callback runs
   const WaitPolicy policy_;
-  bool retrieve_exceptions_ = false;  // set before start(), then only read
   mutable detail::SpinLock mu_;
   std::size_t pending_ ABSL_GUARDED_BY(mu_);
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
