@@ -17,6 +17,7 @@
 #include "weft/sched/task_group.h"
 #include "weft/sched/threadsafe.h"
 #include "weft/sched/to_thread.h"
+#include "weft/sched/wrap_future.h"
 #include "weft/io/errors.h"
 #include "weft/io/address.h"
 #include "weft/io/reactor.h"

@@ -127,6 +127,13 @@ class [[nodiscard]] Coro {
   Awaiter operator co_await() && { return Awaiter(checked_handle()); }
   Awaiter operator co_await() & { return Awaiter(checked_handle()); }
 
+  // Destroys the frame without running it and without the debug report of
+  // a Coro never awaited: for a call that refuses the Coro with an error
+  // (the error is the report).
+  void discard() noexcept {
+    if (h_) std::exchange(h_, {}).destroy();
+  }
+
   // For the runtime: the frame handle, and giving it up.
   Handle handle() const noexcept { return h_; }
   Handle release() noexcept { return std::exchange(h_, {}); }

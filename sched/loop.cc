@@ -154,16 +154,34 @@ void Loop::start_detached(detail::TaskBase* t, bool pinned, bool registered, det
   schedule(t, how);
 }
 
-void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned) {
-  auto start = [&] {
-    t->add_ref();  // the running reference; the caller's handle exists already
-    start_detached(t, pinned);
-  };
+void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned, detail::Wake how, bool eager) {
   if (t_worker != nullptr && &t_worker->rt_ == &rt_) {
-    start();
-  } else {
-    rt_.submit_external(start);
+    t->add_ref();  // the running reference; the caller's handle exists already
+    if (eager && (!pinned || t_worker == this)) {
+      run_eagerly(t, pinned);
+    } else {
+      start_detached(t, pinned, /*registered=*/true, how);
+    }
+    return;
   }
+  // From outside the runtime an eager start is an ordinary one: a task's
+  // steps run only on the runtime's workers.
+  rt_.submit_external([&] {
+    t->add_ref();
+    start_detached(t, pinned);
+  });
+}
+
+void Loop::apply_task_factory(detail::TaskBase* t, bool* eager) const {
+  rt_.apply_task_factory(t, eager);
+}
+
+void Loop::run_eagerly(detail::TaskBase* t, bool pinned) {
+  t->set_pinned(pinned);
+  rt_.register_task(t);
+  // The first step, on this thread, nested in the caller's step. A task that
+  // finishes in it is never queued; one that suspends is woken as usual.
+  t->run();  // *t may be done, or running on another worker, past this point
 }
 
 void Loop::task_finished(detail::TaskBase* t) noexcept {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -85,9 +86,12 @@ class Loop final : public detail::LoopBase {
   // From outside the runtime: RuntimeError once shutdown has begun.
   template <typename T>
   Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
+    if (!body.valid()) throw std::invalid_argument("create_pinned_task: empty or moved-from Coro");
     auto* state = new detail::TaskState<T>(this, std::move(body), std::move(name));
-    Task<T> handle = Task<T>::adopt(state);  // frees it if the runtime refuses
-    start_task_from_any_thread(state, /*pinned=*/true);
+    Task<T> handle = Task<T>::adopt(state);  // frees it if refused
+    bool eager = false;
+    apply_task_factory(state, &eager);
+    start_task_from_any_thread(state, /*pinned=*/true, detail::Wake::kYield, eager);
     return handle;
   }
 
@@ -118,15 +122,22 @@ class Loop final : public detail::LoopBase {
   // handler, not from the submitting thread.
   void start_detached(detail::TaskBase* t, bool pinned, bool registered = true,
                       detail::Wake how = detail::Wake::kYield);
-  // Starts a registered task whose handle the caller already holds; from
-  // outside the runtime only while it accepts submissions.
-  void start_task_from_any_thread(detail::TaskBase* t, bool pinned);
+  // Starts a task whose handle the caller already holds (registering it);
+  // from outside the runtime only while it accepts submissions. `eager`:
+  // on one of the runtime's workers, run its first step now, on this thread
+  // (Python 3.12's eager tasks); elsewhere it starts as usual.
+  void start_task_from_any_thread(detail::TaskBase* t, bool pinned,
+                                  detail::Wake how = detail::Wake::kYield, bool eager = false);
+  // The runtime's task factory, if any, sees `t` before it starts
+  // (Runtime::apply_task_factory).
+  void apply_task_factory(detail::TaskBase* t, bool* eager) const;
 
  private:
   friend class Runtime;
   friend class TimerHandle;
   friend class detail::Idle;
 
+  void run_eagerly(detail::TaskBase* t, bool pinned);
   // The worker: runs until the runtime stops. On the worker's thread.
   void run_worker();
   detail::TaskBase* next_task();

@@ -35,6 +35,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && std::string_view(env) == "1") {
     debug_ = true;
   }
+  if (options_.task_factory) set_task_factory(std::move(options_.task_factory));
   idle_ = std::make_unique<detail::Idle>(n);
   loops_.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
@@ -223,6 +224,28 @@ Coro<void> Runtime::cancel_remaining_tasks() {
       }
     }
   }
+}
+
+void eager_task_factory(TaskSpec& spec) { spec.eager_start = true; }
+
+void Runtime::set_task_factory(TaskFactory factory) {
+  absl::MutexLock lock(&factory_mu_);
+  if (!factory) {
+    task_factory_.store(nullptr, std::memory_order_release);
+    return;
+  }
+  factories_.push_back(std::make_unique<TaskFactory>(std::move(factory)));
+  task_factory_.store(factories_.back().get(), std::memory_order_release);
+}
+
+void Runtime::apply_task_factory(detail::TaskBase* t, bool* eager) const {
+  // Acquire pairs with the release in set_task_factory: the factory object
+  // is fully built before it is seen.
+  const TaskFactory* factory = task_factory_.load(std::memory_order_acquire);
+  if (factory == nullptr) return;
+  TaskSpec spec{AnyTask(t), *eager};
+  (*factory)(spec);
+  *eager = spec.eager_start;
 }
 
 }  // namespace weft

@@ -64,6 +64,24 @@ class AnyTask {
   detail::RefPtr<detail::TaskBase> t_;
 };
 
+// What a task factory (asyncio's loop.set_task_factory) is given: every new
+// task before it starts, and how it will start. The factory may rename the
+// task, ask for an eager start, record it, or throw to refuse it: the
+// throw is the error of the call that made the task (create_task,
+// TaskGroup::create_task, the ConcurrentFuture of run_coroutine_threadsafe),
+// and the task is destroyed without ever running.
+struct TaskSpec {
+  AnyTask task;
+  // Run the first step inside the creating call (Python 3.12's eager
+  // tasks); honoured on the runtime's workers only.
+  bool eager_start = false;
+};
+// Called from the thread that creates the task, possibly several at once:
+// const, and safe to call concurrently.
+using TaskFactory = absl::AnyInvocable<void(TaskSpec&) const>;
+// asyncio.eager_task_factory: every task starts eagerly.
+void eager_task_factory(TaskSpec& spec);
+
 struct RuntimeOptions {
   // Worker threads (loops); 0 means one per core.
   std::uint32_t workers = 0;
@@ -88,6 +106,8 @@ struct RuntimeOptions {
   // Called with every error nobody else will see (exceptions from callbacks,
   // exceptions never retrieved). Default: a line on stderr.
   absl::AnyInvocable<void(std::string_view)> error_handler;
+  // The task factory in place from the start (see set_task_factory).
+  TaskFactory task_factory;
 };
 
 class Runtime {
@@ -116,6 +136,16 @@ class Runtime {
   // briefly).
   std::string dump_tasks() const;
   bool debug() const noexcept { return debug_; }
+  // asyncio's loop.set_task_factory: `factory` sees every task created from
+  // now on (create_task, create_pinned_task, TaskGroup::create_task,
+  // gather's and wait_for's tasks, run_coroutine_threadsafe,
+  // spawn_threadsafe; not run()'s main task). Null removes it. Any thread; a
+  // replaced factory stays alive until the runtime is destroyed, since a
+  // task being created on another worker may still be calling it.
+  void set_task_factory(TaskFactory factory);
+  bool has_task_factory() const noexcept {
+    return task_factory_.load(std::memory_order_acquire) != nullptr;
+  }
   Duration slow_callback_threshold() const noexcept { return options_.slow_callback_threshold; }
 
   // --- for the scheduler ---
@@ -138,6 +168,9 @@ class Runtime {
   void notify_parked() noexcept;
   // The to_thread pool, made on first use.
   OffloadPool& offload_pool();
+  // For task creation: lets the factory, if any, see `t` (not started) and
+  // choose `*eager`; rethrows what the factory throws.
+  void apply_task_factory(detail::TaskBase* t, bool* eager) const;
 
  private:
   void begin_run();
@@ -174,6 +207,12 @@ class Runtime {
   absl::Mutex error_mu_;
   detail::SpinLock accept_mu_;
   bool accepting_ ABSL_GUARDED_BY(accept_mu_) = false;
+  absl::Mutex factory_mu_;
+  // Every factory installed, kept until the runtime dies; the current one
+  // is published through task_factory_ (release under factory_mu_, acquire
+  // on each task creation: a null load is the common, lock-free case).
+  std::vector<std::unique_ptr<TaskFactory>> factories_ ABSL_GUARDED_BY(factory_mu_);
+  std::atomic<const TaskFactory*> task_factory_{nullptr};
   absl::Mutex pool_mu_;
   std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);
   // pool_.get() once made (stored with release under pool_mu_, read with

@@ -4,15 +4,29 @@
 
 namespace weft {
 
-Loop& get_running_loop() {
+namespace {
+Loop& running_loop_for(const char* what) {
   auto* l = static_cast<Loop*>(detail::current_loop());
-  if (l == nullptr) throw RuntimeError("no running weft loop on this thread");
+  if (l == nullptr) {
+    throw RuntimeError(absl::StrFormat("%s: no running weft loop on this thread", what));
+  }
   return *l;
 }
+}  // namespace
+
+Loop& get_running_loop() { return running_loop_for("get_running_loop()"); }
 
 AnyTask current_task() {
   detail::TaskBase* t = detail::current_task_base();
-  return t == nullptr ? AnyTask() : AnyTask(t);
+  if (t != nullptr) return AnyTask(t);
+  (void)running_loop_for("current_task()");  // RuntimeError off a loop
+  return AnyTask();
+}
+
+std::optional<AnyTask> try_current_task() {
+  detail::TaskBase* t = detail::current_task_base();
+  if (t == nullptr) return std::nullopt;
+  return AnyTask(t);
 }
 
 std::vector<AnyTask> all_tasks() { return get_running_loop().runtime().all_tasks(); }

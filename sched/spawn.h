@@ -3,6 +3,7 @@
 // sleep, yield_now, get_running_loop, call_soon, call_later, call_at.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,19 +19,57 @@ namespace weft {
 // The loop running on this thread. RuntimeError if there is none.
 Loop& get_running_loop();
 
+// How create_task starts a task.
+struct TaskOptions {
+  std::string name;
+  // Run the task's first step inside create_task (Python 3.12's eager
+  // tasks, asyncio.create_task(eager_start=True)): a task that finishes
+  // there never touches a run queue. The task factory may change it.
+  bool eager_start = false;
+};
+
+namespace detail {
+// The one path of task creation on a runtime's thread: makes the task of
+// `body` on the running loop, lets the runtime's task factory see it, and
+// starts it. A refused body is destroyed without a "never awaited" report:
+// the error raised is the report.
+template <typename T>
+Task<T> prepare_task(Loop& loop, Coro<T> body, std::string name, bool* eager) {
+  auto* state = new TaskState<T>(&loop, std::move(body), std::move(name));
+  Task<T> handle = Task<T>::adopt(state);  // frees the task if the factory throws
+  loop.apply_task_factory(state, eager);
+  return handle;
+}
+template <typename T>
+Task<T> spawn_task(Coro<T>& body, TaskOptions& options, Wake how) {
+  if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
+  LoopBase* base = current_loop();
+  if (base == nullptr) {
+    body.discard();
+    throw RuntimeError("create_task: no running weft loop on this thread");
+  }
+  Loop& loop = static_cast<Loop&>(*base);
+  bool eager = options.eager_start;
+  Task<T> t = prepare_task(loop, std::move(body), std::move(options.name), &eager);
+  loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, how, eager);
+  return t;
+}
+}  // namespace detail
+
 // Schedules `body` as a new task on the running runtime and returns its
 // handle (asyncio.create_task). With one worker the task starts after the
 // current step, as in asyncio; with several, an idle worker may steal and
 // start it at once. It may run on any worker, and runs to completion even if
-// the handle is dropped.
+// the handle is dropped. The runtime's task factory sees it first.
 // RuntimeError if no runtime runs on this thread.
 template <typename T>
+Task<T> create_task(Coro<T> body, TaskOptions options) {
+  return detail::spawn_task(body, options, detail::Wake::kYield);
+}
+template <typename T>
 Task<T> create_task(Coro<T> body, std::string name = {}) {
-  if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
-  Loop& loop = get_running_loop();
-  auto* state = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
-  return Task<T>::adopt(
-      static_cast<detail::TaskState<T>*>(loop.start_task(state, false, true)));
+  TaskOptions options{.name = std::move(name)};
+  return detail::spawn_task(body, options, detail::Wake::kYield);
 }
 
 namespace detail {
@@ -39,11 +78,8 @@ namespace detail {
 // no idle worker is woken just to steal it.
 template <typename T>
 Task<T> create_task_to_await(Coro<T> body) {
-  if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
-  Loop& loop = get_running_loop();
-  auto* state = new detail::TaskState<T>(&loop, std::move(body), std::string());
-  return Task<T>::adopt(static_cast<detail::TaskState<T>*>(
-      loop.start_task(state, false, true, detail::Wake::kNotify)));
+  TaskOptions options;
+  return spawn_task(body, options, Wake::kNotify);
 }
 }  // namespace detail
 
@@ -68,8 +104,12 @@ const Future<T>& ensure_future(const Future<T>& f) {
   return f;
 }
 
-// The task running on this thread; an invalid handle outside a task.
+// The task running on this thread (asyncio.current_task); an invalid handle
+// on a loop thread outside any task (in a callback). RuntimeError where no
+// weft loop runs on this thread (asyncio: no running event loop).
 AnyTask current_task();
+// The task running on this thread, or nothing (also off a loop thread).
+std::optional<AnyTask> try_current_task();
 // Every unfinished task of the running runtime.
 std::vector<AnyTask> all_tasks();
 // The running runtime's task dump (Runtime::dump_tasks).

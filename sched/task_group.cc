@@ -2,6 +2,9 @@
 #include "weft/sched/detail/task_group_state.h"
 
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "weft/core/detail/spin_lock.h"
@@ -14,29 +17,15 @@ RefPtr<TaskGroupState> make_task_group_state() {
   return RefPtr<TaskGroupState>(new TaskGroupState(), kAdoptRef);
 }
 
-void task_group_check_open(TaskGroupState& st) {
-  detail::SpinLockHolder lock(&st.mu);
-  if (st.closed) throw RuntimeError("TaskGroup::create_task: the group has finished");
-  if (st.aborting) throw RuntimeError("TaskGroup::create_task: the group is shutting down");
-}
-
-void task_group_adopt(TaskGroupState& st, TaskBase& child) {
-  {
-    detail::SpinLockHolder lock(&st.mu);
-    if (st.closed || st.aborting) {
-      // Closed between the check and the start: the child must not outlive it.
-      child.cancel("TaskGroup: the group is shutting down");
-    }
-    st.children.emplace_back(&child);
-    ++st.pending;
-  }
-  RefPtr<TaskGroupState> self(&st);
-  child.add_inline_callback([self = std::move(self)](FutureStateBase& s) {
-    self->on_child_done(static_cast<TaskBase&>(s));
-  });
-}
-
 namespace {
+
+// Why the group takes no children, or null.
+const char* refusal_locked(const TaskGroupState& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+  if (!st.entered) return "TaskGroup::create_task: the group has not started";
+  if (st.closed) return "TaskGroup::create_task: the group has finished";
+  if (st.aborting) return "TaskGroup::create_task: the group is shutting down";
+  return nullptr;
+}
 
 bool is_cancellation(const std::exception_ptr& e) {
   try {
@@ -48,10 +37,14 @@ bool is_cancellation(const std::exception_ptr& e) {
   }
 }
 
-// The join's signal, or nothing if every child has finished.
+// The join's signal, or nothing (and the group closed) if every child has
+// finished.
 std::optional<Future<void>> join_signal(TaskGroupState& st) {
   detail::SpinLockHolder lock(&st.mu);
-  if (st.pending == 0) return std::nullopt;
+  if (st.pending == 0) {
+    st.closed = true;
+    return std::nullopt;
+  }
   st.joined.emplace();
   return st.joined;
 }
@@ -60,11 +53,31 @@ Coro<void> wait_signal(Future<void> f) { co_await f; }
 
 }  // namespace
 
+void task_group_check_open(TaskGroupState& st) {
+  detail::SpinLockHolder lock(&st.mu);
+  if (const char* why = refusal_locked(st)) throw RuntimeError(why);
+}
+
+void task_group_adopt(TaskGroupState& st, TaskBase& child) {
+  {
+    detail::SpinLockHolder lock(&st.mu);
+    if (const char* why = refusal_locked(st)) throw RuntimeError(why);
+    st.children.emplace_back(&child);
+    ++st.pending;
+  }
+  RefPtr<TaskGroupState> self(&st);
+  child.add_inline_callback([self = std::move(self)](FutureStateBase& s) {
+    self->on_child_done(static_cast<TaskBase&>(s));
+  });
+}
+
+// Python 3.13's TaskGroup.__aexit__, step by step.
 Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
   TaskBase* parent = current_task_base_checked("task_group");
   {
     detail::SpinLockHolder lock(&st->mu);
     st->parent = parent;
+    st->entered = true;
   }
   std::exception_ptr body_error;
   try {
@@ -73,71 +86,83 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
     body_error = std::current_exception();
   }
 
-  bool propagate_cancel = false;
-  // A cancellation that a child's failure asked for is ours: withdraw it.
-  auto take_own_cancel = [&]() -> bool {
-    detail::SpinLockHolder lock(&st->mu);
-    if (!st->parent_cancel_requested) return false;
-    st->parent_cancel_requested = false;
-    parent->uncancel();
-    return true;
-  };
   auto abort_children = [&] {
     std::vector<RefPtr<TaskBase>> to_cancel;
     {
       detail::SpinLockHolder lock(&st->mu);
+      if (st->aborting) return false;
       to_cancel = st->abort_locked();
     }
     for (auto& c : to_cancel) c->cancel("TaskGroup: the body failed or was cancelled");
+    return true;
   };
+  // The CancelledError to raise if no child failed: the one that reached the
+  // body or the join from outside, message and all.
+  std::exception_ptr propagate_cancel;
   if (body_error) {
     if (is_cancellation(body_error)) {
-      if (!take_own_cancel()) {
-        propagate_cancel = true;
-        abort_children();
-      }
+      propagate_cancel = body_error;
     } else {
-      {
-        detail::SpinLockHolder lock(&st->mu);
-        st->errors.push_back(body_error);
-      }
-      abort_children();
+      detail::SpinLockHolder lock(&st->mu);
+      st->errors.push_back(body_error);
     }
+    abort_children();
   }
 
-  // Join. After a first cancellation the join is shielded: the children are
-  // being cancelled and must be waited for.
-  bool shield = false;
+  // Join. The first cancellation of the join that comes while the group is
+  // not aborting yet is the outside one to propagate (later ones are the
+  // group's own, a failing child cancelling the parent, or repeats). Once
+  // aborting, the join is shielded: the children are being cancelled and
+  // must be waited for, and a cancelled scope around the group would
+  // otherwise cancel every wait again (scopes are level-triggered).
+  // Requests made meanwhile stay pending; see below.
+  bool shielded_join = false;
   for (;;) {
     std::optional<Future<void>> signal = join_signal(*st);
     if (!signal) break;
-    if (shield) {
+    if (shielded_join) {
       co_await CancelScope(ScopeOptions{.shield = true}).run(wait_signal(*signal));
       continue;
     }
-    bool cancelled = false;
     try {
       co_await *signal;
     } catch (const CancelledError&) {
-      cancelled = true;
-    }
-    if (cancelled) {
-      if (!take_own_cancel()) propagate_cancel = true;
-      abort_children();
-      shield = true;
+      if (abort_children()) propagate_cancel = std::current_exception();
+      shielded_join = true;
     }
   }
 
   std::vector<std::exception_ptr> errors;
+  bool own_cancel;
   {
     detail::SpinLockHolder lock(&st->mu);
-    st->closed = true;
     st->parent = nullptr;
     errors = std::move(st->errors);
+    own_cancel = std::exchange(st->parent_cancel_requested, false);
   }
-  take_own_cancel();  // a request not delivered yet must not leak out
-  if (!errors.empty()) throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors));
-  if (propagate_cancel) throw CancelledError("TaskGroup: the enclosing task was cancelled");
+  // The cancellation a failing child asked for is withdrawn; if none is left
+  // pending, no CancelledError propagates.
+  if (own_cancel && parent->uncancel() == 0) propagate_cancel = nullptr;
+  if (errors.empty()) {
+    if (propagate_cancel) {
+      // Python absorbs repeated cancellations of the join into the one
+      // CancelledError it raises (cancelling() still counts them): a
+      // request the shielded join deferred is that CancelledError too.
+      std::string ignored;
+      parent->take_pending_request(&ignored);
+      std::rethrow_exception(propagate_cancel);
+    }
+    co_return;
+  }
+  // The ExceptionGroup wins; an outside cancellation still counted on the
+  // parent is delivered again at its next checkpoint (Python 3.13:
+  // uncancel, then cancel), so cancelling() does not change.
+  if (parent->cancelling() > 0) {
+    std::string msg = parent->last_cancel_message();  // the latest request's
+    parent->uncancel();
+    parent->cancel(std::move(msg));
+  }
+  throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(errors));
 }
 
 }  // namespace weft::detail

@@ -16,17 +16,21 @@
 //    then raises an ExceptionGroup holding every failure (the body's own
 //    exception included), in the order they happened.
 //  - A cancellation of the enclosing task from outside cancels the children,
-//    waits for them, and propagates as CancelledError (unless children
-//    failed: then the ExceptionGroup wins, as in Python).
+//    waits for them, and propagates as that CancelledError (its message
+//    kept). If children failed too, the ExceptionGroup wins and the outside
+//    cancellation is delivered again at the enclosing task's next checkpoint
+//    (Python 3.13: uncancel, then cancel), cancelling() unchanged.
 //  - A child cancelled on its own is not a failure.
-//  - create_task on a group that has finished, or that is shutting down
-//    after a failure, raises RuntimeError.
+//  - create_task on a group that has not started, that is shutting down
+//    after a failure, or that has finished raises RuntimeError naming the
+//    state.
 //
 // Thread safety: TaskGroup::create_task may be called from any task of the
 // runtime (children run on any worker); the group's state is under a mutex.
 #pragma once
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,24 +43,42 @@
 
 namespace weft {
 namespace detail {
-// Registers a new child (already started) with the group; throws
-// RuntimeError (after cancelling the child) if the group is closed.
-void task_group_adopt(TaskGroupState& st, TaskBase& child);
-// Throws RuntimeError if the group no longer accepts children.
+// Throws RuntimeError naming the state if the group takes no children
+// (not started, shutting down, or finished).
 void task_group_check_open(TaskGroupState& st);
+// Registers a new child (made, not started) with the group, or throws like
+// task_group_check_open: the check and the registration are one step, so
+// no child is added to a group that has finished.
+void task_group_adopt(TaskGroupState& st, TaskBase& child);
 Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body);
 RefPtr<TaskGroupState> make_task_group_state();
 }  // namespace detail
 
 class TaskGroup {
  public:
-  // Starts `body` as a child task of the group.
+  // Starts `body` as a child task of the group. RuntimeError (and the Coro
+  // is destroyed unrun, without a "never awaited" report) if the group has
+  // not started, is shutting down after a failure, or has finished; also
+  // from a handle copied out of the body, which stays safe to call.
+  template <typename T>
+  Task<T> create_task(Coro<T> body, TaskOptions options) {
+    if (!body.valid()) throw std::invalid_argument("TaskGroup::create_task: empty or moved-from Coro");
+    try {
+      detail::task_group_check_open(*st_);
+    } catch (...) {
+      body.discard();
+      throw;
+    }
+    Loop& loop = get_running_loop();
+    bool eager = options.eager_start;
+    Task<T> t = detail::prepare_task(loop, std::move(body), std::move(options.name), &eager);
+    detail::task_group_adopt(*st_, t.base());  // throws if it closed meanwhile: t frees it
+    loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, detail::Wake::kYield, eager);
+    return t;
+  }
   template <typename T>
   Task<T> create_task(Coro<T> body, std::string name = {}) {
-    detail::task_group_check_open(*st_);
-    Task<T> t = weft::create_task(std::move(body), std::move(name));
-    detail::task_group_adopt(*st_, t.base());
-    return t;
+    return create_task(std::move(body), TaskOptions{.name = std::move(name)});
   }
 
  private:

@@ -56,20 +56,28 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
     SpinLockHolder lock(&st->mu);
     st->task = RefPtr<TaskBase>(task);
   }
-  RefPtr<TaskBase> owned(task, kAdoptRef);  // frees it if the runtime refuses
-  if (current_loop() != nullptr && current_loop()->runtime_id() == loop.runtime_id()) {
-    loop.start_task(owned.leak(), pinned, /*registered=*/true)->release();
-  } else {
-    try {
-      loop.runtime().submit_external(
-          [&] { loop.start_task(owned.leak(), pinned, /*registered=*/true)->release(); });
-    } catch (...) {
-      // Refused: break the state -> task -> frame -> state cycle so that
-      // dropping the task cancels the future and frees everything.
-      SpinLockHolder lock(&st->mu);
-      st->task.reset();
-      throw;
-    }
+  RefPtr<TaskBase> owned(task, kAdoptRef);  // frees it if refused
+  // Refused (by the task factory, or a runtime shutting down): break the
+  // state -> task -> frame -> state cycle so that dropping the task frees
+  // everything.
+  auto drop_task = [&] {
+    SpinLockHolder lock(&st->mu);
+    st->task.reset();
+  };
+  bool eager = false;
+  try {
+    loop.apply_task_factory(task, &eager);
+  } catch (...) {
+    // The factory's error is the future's outcome, reported there once.
+    st->complete_exception(std::current_exception());
+    drop_task();
+    return ConcurrentFuture<T>(std::move(st));
+  }
+  try {
+    loop.start_task_from_any_thread(task, pinned, Wake::kYield, eager);
+  } catch (...) {
+    drop_task();
+    throw;
   }
   return ConcurrentFuture<T>(std::move(st));
 }
@@ -77,7 +85,10 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
 }  // namespace detail
 
 // Submits `body` to a running runtime from any thread; the task may run on
-// any worker. RuntimeError if the runtime is not running.
+// any worker. RuntimeError if the runtime is not running. The runtime's task
+// factory sees the task on this thread; if it throws, the returned future
+// holds that exception (and nothing runs). An eager start is honoured when
+// the caller is one of the runtime's workers.
 template <typename T>
 ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> body, Runtime& rt) {
   return detail::submit_threadsafe(std::move(body), rt.loop(0), /*pinned=*/false);
@@ -98,13 +109,16 @@ ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> body, Loop& loop) {
 // the runtime's error handler when the task is destroyed. Everything the
 // caller did before the call is visible to the task (the submission queue's
 // lock orders them). RuntimeError if the runtime is not running or is
-// shutting down (the coroutine is then destroyed without running).
+// shutting down (the coroutine is then destroyed without running). The task
+// factory sees the task on this thread; what it throws propagates.
 template <typename T>
 void spawn_threadsafe(Coro<T> body, Runtime& rt, std::string name = {}) {
   if (!body.valid()) throw std::invalid_argument("spawn_threadsafe: empty or moved-from Coro");
   Loop& loop = rt.loop(0);
   auto* task = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
   detail::RefPtr<detail::TaskBase> owned(task, detail::kAdoptRef);  // freed if refused
+  bool eager = false;  // no handle to await: it starts as usual
+  loop.apply_task_factory(task, &eager);
   // Detached: with a handle released after the start, the task could end
   // first and this thread would drop its last reference (and report an
   // unretrieved exception without the runtime's handler).

@@ -484,6 +484,176 @@ WEFT_MANUAL_TEST(WaitFor, NegativeTimeoutHasExpired, 1) {
   EXPECT_EQ(clock->now(), t0);
 }
 
+// CPython's test_wait_for_self_cancellation: the inner task holds up both
+// cancellations (the timeout's, then the one from outside) and returns 42;
+// the task running wait_for still ends cancelled, and the inner's value
+// stays with the inner.
+Coro<int> holds_up_cancellation() {
+  for (int i = 0; i < 3; ++i) {
+    bool cancelled = false;
+    try {
+      co_await sleep(milliseconds(300));
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    if (!cancelled) break;
+  }
+  co_return 42;
+}
+
+WEFT_MANUAL_TEST(WaitFor, SelfCancellationAfterTheTimeout, 1) {
+  Task<int> inner = create_task(holds_up_cancellation());
+  Task<int> waiter = create_task(wait_for_task(inner, milliseconds(100)));
+  co_await sleep(milliseconds(200));  // the timeout fired at 100
+  EXPECT_FALSE(inner.done());
+  waiter.cancel("outside");
+  auto e = co_await raises<CancelledError>(waiter);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "outside");
+  EXPECT_TRUE(waiter.cancelled());
+  EXPECT_EQ(waiter.cancelling(), 1);
+  EXPECT_EQ(co_await inner, 42);
+}
+
+WEFT_MANUAL_TEST(WaitFor, SelfCancellationAtOnce, 1) {
+  Task<int> inner = create_task(holds_up_cancellation());
+  Task<int> waiter = create_task(wait_for_task(inner, milliseconds(100)));
+  waiter.cancel("outside");
+  EXPECT_TRUE((co_await raises<CancelledError>(waiter)).has_value());
+  EXPECT_TRUE(waiter.cancelled());
+  EXPECT_EQ(co_await inner, 42);
+}
+
+// The general rule (asyncio 3.12+, cancelling() decides): an outside
+// request that reached the inner, which swallowed it, still cancels the
+// task running wait_for, with or without a timeout having fired.
+WEFT_MANUAL_TEST(WaitFor, OutsideRequestSwallowedByTheInnerStillCancels, 1) {
+  Task<int> inner = create_task(swallow_cancel_return(7));
+  Task<int> waiter = create_task(wait_for_task(inner, hours(1)));
+  co_await sleep(milliseconds(1));
+  waiter.cancel("outside");
+  auto e = co_await raises<CancelledError>(waiter);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "outside");
+  EXPECT_EQ(co_await inner, 7) << "the inner's value is its own";
+}
+
+// An outside request made while wait_for runs inside a shield is deferred:
+// the value is returned and the request comes after the shield.
+WEFT_MANUAL_TEST(WaitFor, OutsideRequestUnderAShieldWaitsForIt, 1) {
+  Task<int> t = create_task([]() -> Coro<int> {
+    int v = co_await shielded(wait_for(value_after(5, milliseconds(10)), hours(1)));
+    EXPECT_EQ(v, 5);
+    co_await yield_now();  // delivered here
+    co_return -1;
+  }());
+  co_await sleep(milliseconds(2));
+  t.cancel("deferred");
+  auto e = co_await raises<CancelledError>(t);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "deferred");
+}
+
+// --- the gathering future (asyncio's _GatheringFuture) ------------------------------
+
+WEFT_MANUAL_TEST(GatheringFuture, IsAFutureCompletedByItsChildren, 1) {
+  Future<int> f;
+  auto g = gather(value_after(1, milliseconds(1)), f);
+  EXPECT_FALSE(g.done());
+  std::atomic<int> callbacks{0};
+  g.add_done_callback([&callbacks](GatheringFuture<std::tuple<int, int>>& done) {
+    EXPECT_TRUE(done.done());
+    ++callbacks;
+  });
+  co_await sleep(milliseconds(2));
+  EXPECT_FALSE(g.done()) << "one child is still pending";
+  EXPECT_THROW((void)g.result(), InvalidStateError);
+  f.set_result(2);
+  auto [a, b] = co_await g;
+  EXPECT_EQ(a + b, 3);
+  EXPECT_EQ(std::get<1>(g.result()), 2) << "an awaited lvalue keeps its result";
+  co_await yield_now();
+  EXPECT_EQ(callbacks.load(), 1);
+  auto ready = ensure_future(g);
+  EXPECT_TRUE(ready == g) << "ensure_future returns a gathering future as it is";
+  EXPECT_FALSE(g.cancel()) << "done: nothing to cancel";
+}
+
+// CPython's test_cancel_gather_1: cancel() once every child has finished
+// returns false, and the gather ends with the children's results.
+WEFT_MANUAL_TEST(GatheringFuture, CancelAfterTheChildrenFinishedReturnsFalse, 1) {
+  Future<int> f;
+  Task<int> child = create_task([](Future<int> f) -> Coro<int> { co_return co_await f; }(f));
+  auto g = gather(child);
+  std::optional<bool> cancel_result;
+  // Runs once the child is done (asyncio: the callback on `fut` runs after
+  // the child's wake-up).
+  child.add_done_callback([&cancel_result, g](Task<int>&) { cancel_result = g.cancel(); });
+  f.set_result(42);
+  auto values = co_await g;
+  co_await yield_now();
+  WEFT_CO_ASSERT_TRUE(cancel_result.has_value());
+  EXPECT_FALSE(*cancel_result) << "asyncio issue 26923";
+  EXPECT_FALSE(g.cancelled());
+  EXPECT_EQ(std::get<0>(values), 42);
+}
+
+// CPython's test_cancel_gather_2: a task looping on a gather of a sleep,
+// cancelled with a message: the CancelledError reaches its caller with
+// that message.
+WEFT_MANUAL_TEST(GatheringFuture, CancellingTheAwaitingTaskPropagatesTheMessage, 1) {
+  Task<void> looping = create_task([]() -> Coro<void> {
+    for (int i = 0; i < 20; ++i) co_await gather(return_exceptions, sleep(milliseconds(50)));
+  }());
+  co_await sleep(milliseconds(200));
+  looping.cancel("my message");
+  auto e = co_await raises<CancelledError>(looping);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "my message");
+}
+
+// A cancelled child makes the gather raise CancelledError, but the gathering
+// future reports an exception, not "cancelled" (asyncio).
+WEFT_MANUAL_TEST(GatheringFuture, ACancelledChildIsAnExceptionOfTheGather, 1) {
+  Task<int> child = create_task(value_after(1, hours(1)));
+  auto g = gather(child, value_after(2, milliseconds(1)));
+  child.cancel("child only");
+  auto e = co_await raises<CancelledError>(g);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "child only");
+  EXPECT_TRUE(g.done());
+  EXPECT_FALSE(g.cancelled());
+  std::exception_ptr ex = g.exception();
+  WEFT_CO_ASSERT_TRUE(ex != nullptr);
+  EXPECT_THROW(std::rethrow_exception(ex), CancelledError);
+}
+
+Coro<int> quick_value(int v) {
+  co_await yield_now();
+  co_return v;
+}
+
+// cancel() races with the children finishing on other workers: whenever it
+// returns true the gather raises CancelledError, and when it returns false
+// the gather has its results.
+WEFT_CO_TEST_WITH(GatherRace, CancelReturnValueDecidesTheOutcome, testing::test_options(3)) {
+  const int n = scaled(300, 6);
+  for (int i = 0; i < n; ++i) {
+    auto g = gather(return_exceptions, quick_value(i), quick_value(i + 1));
+    for (int k = 0; k < i % 3; ++k) co_await yield_now();
+    const bool accepted = g.cancel("race");
+    bool raised = false;
+    try {
+      auto rs = co_await g;
+      EXPECT_EQ(std::get<0>(rs).value(), i) << "refused: every child had finished";
+      EXPECT_EQ(std::get<1>(rs).value(), i + 1);
+    } catch (const CancelledError&) {
+      raised = true;
+    }
+    EXPECT_EQ(raised, accepted) << "iteration " << i;
+  }
+}
+
 // --- shield ---------------------------------------------------------------------
 
 Coro<int> shield_task(Task<int> inner) { co_return co_await shield(inner); }

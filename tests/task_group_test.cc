@@ -315,6 +315,173 @@ WEFT_MANUAL_TEST(TaskGroup, TimeoutAroundAGroup, 1) {
   EXPECT_EQ(current_task().cancelling(), 0);
 }
 
+// --- the enclosing task's cancellation (CPython test_taskgroups.py) -----------------
+
+// test_cancellation / test_cancellation_in_body: the CancelledError leaving
+// the group carries the message the enclosing task was cancelled with.
+Coro<void> group_of_sleepers(Probe* p, bool body_waits) {
+  co_await task_group([p, body_waits](TaskGroup& tg) -> Coro<void> {
+    for (int i = 0; i < 5; ++i) tg.create_task(child(hours(1), p));
+    if (body_waits) co_await sleep(hours(1));
+  });
+}
+
+WEFT_MANUAL_TEST(TaskGroup, OutsideCancellationKeepsItsMessage, 1) {
+  for (bool body_waits : {false, true}) {
+    Probe p;
+    Task<void> r = create_task(group_of_sleepers(&p, body_waits));
+    co_await sleep(milliseconds(100));
+    EXPECT_FALSE(r.done());
+    r.cancel("test");
+    auto e = co_await raises<CancelledError>(r);
+    WEFT_CO_ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->message(), "test") << (body_waits ? "cancelled in the body" : "cancelled in the join");
+    EXPECT_EQ(p.cancelled, 5);
+    EXPECT_EQ(r.cancelling(), 1);
+  }
+}
+
+// Python 3.13 (gh-116720): a child fails while an outside cancellation of
+// the enclosing task is in progress. The ExceptionGroup is raised, and the
+// outside cancellation is delivered again at the task's next await, with
+// cancelling() unchanged.
+Coro<void> group_failing_while_cancelled(int* stage, int* cancelling_after) {
+  try {
+    co_await task_group([](TaskGroup& tg) -> Coro<void> {
+      tg.create_task(fail_on_cancel());  // fails when the outside cancel reaches it
+      co_await sleep(hours(1));
+    });
+  } catch (const ExceptionGroup& eg) {
+    EXPECT_TRUE(eg.contains<std::logic_error>());
+    *stage = 1;
+  }
+  *cancelling_after = current_task().cancelling();
+  co_await sleep(milliseconds(1));
+  *stage = 2;
+}
+
+WEFT_MANUAL_TEST(TaskGroup, ChildFailingDuringAnOutsideCancelThenTheCancelIsDelivered, 1) {
+  int stage = 0;
+  int cancelling_after = -1;
+  Task<void> t = create_task(group_failing_while_cancelled(&stage, &cancelling_after));
+  co_await sleep(milliseconds(5));
+  t.cancel("outside");
+  auto e = co_await raises<CancelledError>(t);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "outside");
+  EXPECT_EQ(stage, 1) << "the ExceptionGroup first, the cancellation at the next await";
+  EXPECT_EQ(cancelling_after, 1);
+  EXPECT_EQ(t.cancelling(), 1);
+}
+
+// The other order: a child fails first (the group cancels its parent), and
+// the outside cancellation arrives while the group waits for a child that
+// is slow to clean up.
+Coro<void> slow_cleanup(Duration d) {
+  bool cancelled = false;
+  try {
+    co_await sleep(hours(1));
+  } catch (const CancelledError&) {
+    cancelled = true;
+  }
+  if (cancelled) co_await shielded(sleep(d));
+}
+
+Coro<void> group_failure_then_outside_cancel(int* stage) {
+  try {
+    co_await task_group([](TaskGroup& tg) -> Coro<void> {
+      tg.create_task(fail_after(milliseconds(2), "first"));
+      tg.create_task(slow_cleanup(milliseconds(20)));
+      co_await sleep(hours(1));
+    });
+  } catch (const ExceptionGroup&) {
+    *stage = 1;
+  }
+  co_await sleep(milliseconds(1));
+  *stage = 2;
+}
+
+WEFT_MANUAL_TEST(TaskGroup, OutsideCancelDuringTheAbortIsDeliveredAfterTheGroup, 1) {
+  int stage = 0;
+  Task<void> t = create_task(group_failure_then_outside_cancel(&stage));
+  co_await sleep(milliseconds(10));  // the child failed at 2; cleanup runs until 22
+  t.cancel("outside");
+  auto e = co_await raises<CancelledError>(t);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "outside");
+  EXPECT_EQ(stage, 1);
+  EXPECT_EQ(t.cancelling(), 1);
+}
+
+// --- misuse is an error, not an orphan task --------------------------------------------
+
+// A body callable that creates a child before it returns its coroutine:
+// the group has not started yet.
+Coro<void> empty_body() { co_return; }
+
+WEFT_CO_TEST_WITH(TaskGroupMisuse, CreateTaskBeforeTheGroupStarted, ([] {
+                    auto o = testing::test_options(1);
+                    o.debug = true;  // a "never awaited" report would fail the test
+                    return o;
+                  }())) {
+  Probe p;
+  auto e = co_await raises<RuntimeError>(task_group([&p](TaskGroup& tg) {
+    tg.create_task(child(hours(1), &p));
+    return empty_body();
+  }));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_NE(std::string(e->what()).find("has not started"), std::string::npos) << e->what();
+  EXPECT_EQ(all_tasks().size(), 1u) << "no orphan child: only this test's task";
+}
+
+WEFT_CO_TEST_WITH(TaskGroupMisuse, HandleCopiedOutOfTheBodyStaysSafe, ([] {
+                    auto o = testing::test_options(2);
+                    o.debug = true;
+                    return o;
+                  }())) {
+  Probe p;
+  std::optional<TaskGroup> kept;
+  Task<void> adder;
+  co_await task_group([&](TaskGroup& tg) -> Coro<void> {
+    kept = tg;
+    // Another task adds a child through the copy while the group runs.
+    adder = create_task([](TaskGroup g, Probe* p) -> Coro<void> {
+      g.create_task(child(milliseconds(1), p));
+      co_return;
+    }(tg, &p));
+    co_await adder;
+  });
+  EXPECT_EQ(p.finished, 1) << "the child added through the copy was joined";
+  auto e = co_await raises<RuntimeError>([](TaskGroup g, Probe* p) -> Coro<void> {
+    g.create_task(child(hours(1), p));
+    co_return;
+  }(*kept, &p));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_NE(std::string(e->what()).find("has finished"), std::string::npos) << e->what();
+  EXPECT_EQ(all_tasks().size(), 1u) << "no orphan child";
+}
+
+WEFT_MANUAL_TEST(TaskGroupMisuse, CreateTaskWhileShuttingDownNamesTheState, 1) {
+  std::string what;
+  auto eg = co_await raises<ExceptionGroup>(task_group([&what](TaskGroup& tg) -> Coro<void> {
+    tg.create_task(fail_after(milliseconds(1), "boom"));
+    bool cancelled = false;
+    try {
+      co_await sleep(hours(1));
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    EXPECT_TRUE(cancelled);
+    try {
+      tg.create_task(fail_after(milliseconds(1), "late"));
+    } catch (const RuntimeError& e) {
+      what = e.what();
+    }
+  }));
+  EXPECT_TRUE(eg.has_value());
+  EXPECT_NE(what.find("is shutting down"), std::string::npos) << what;
+}
+
 // --- ExceptionGroup on its own -----------------------------------------------------
 
 TEST(ExceptionGroup, SplitKeepsNestingAndMessage) {

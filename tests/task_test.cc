@@ -380,10 +380,30 @@ WEFT_CO_TEST(CurrentTask, InsideATaskIsThatTask) {
   EXPECT_NE(main_task.id(), t.id());
 }
 
-TEST(CurrentTask, InvalidOutsideARuntime) {
-  EXPECT_FALSE(current_task().valid());
-  std::thread th([] { EXPECT_FALSE(current_task().valid()); });
+// asyncio.current_task() raises RuntimeError without a running loop;
+// try_current_task() is the check that does not.
+TEST(CurrentTask, RuntimeErrorOutsideARuntime) {
+  EXPECT_THROW((void)current_task(), RuntimeError);
+  EXPECT_FALSE(try_current_task().has_value());
+  std::thread th([] {
+    try {
+      (void)current_task();
+      ADD_FAILURE() << "current_task() off a loop returned";
+    } catch (const RuntimeError& e) {
+      EXPECT_NE(std::string(e.what()).find("no running weft loop"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(try_current_task().has_value());
+  });
   th.join();
+}
+
+WEFT_CO_TEST(CurrentTask, TryCurrentTaskInsideATask) {
+  std::optional<AnyTask> t = try_current_task();
+  WEFT_CO_ASSERT_TRUE(t.has_value());
+  EXPECT_TRUE(*t == current_task());
+  Future<bool> in_callback;
+  call_soon([in_callback] { in_callback.set_result(try_current_task().has_value()); });
+  EXPECT_FALSE(co_await in_callback) << "a callback runs outside any task";
 }
 
 WEFT_CO_TEST(CurrentTask, InvalidInsideALoopCallback) {

@@ -124,6 +124,9 @@ class TaskBase : public FutureStateBase {
   bool cancel_pending() const noexcept {
     return must_cancel_flag_.load(std::memory_order_acquire);
   }
+  // Takes a pending request that no shield defers, without raising it:
+  // for built-ins that raise a CancelledError standing for it already.
+  bool take_pending_request(std::string* msg) { return take_must_cancel(msg); }
   // The message of the latest request, delivered or not ("" if none).
   std::string last_cancel_message() const;
 

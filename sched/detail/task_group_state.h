@@ -17,10 +17,13 @@ class TaskGroupState final : public RefCounted {
  public:
   detail::SpinLock mu;
   TaskBase* parent ABSL_GUARDED_BY(mu) = nullptr;  // set when the body starts
+  bool entered ABSL_GUARDED_BY(mu) = false;
   std::vector<RefPtr<TaskBase>> children ABSL_GUARDED_BY(mu);
   std::size_t pending ABSL_GUARDED_BY(mu) = 0;
   std::vector<std::exception_ptr> errors ABSL_GUARDED_BY(mu);
   bool aborting ABSL_GUARDED_BY(mu) = false;
+  // Set, in the same section that sees the last child gone, when the join
+  // ends: no child can be added after that.
   bool closed ABSL_GUARDED_BY(mu) = false;
   // A child's failure asked for the parent's cancellation, not yet withdrawn.
   bool parent_cancel_requested ABSL_GUARDED_BY(mu) = false;
