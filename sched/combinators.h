@@ -270,7 +270,7 @@ WaitPolicy wait_policy(ReturnWhen return_when);
 // asyncio.wait: waits until `return_when` holds or `timeout` passes, and
 // returns the done and pending futures (input order; a future given twice
 // counts once). A timeout does not raise and cancels nothing; a zero or
-// negative one returns at once. F may be AnyFuture to mix result types.
+// negative one returns after one loop turn (asyncio). F may be AnyFuture to mix result types.
 // std::invalid_argument for an empty set or an invalid return_when.
 template <typename F>
 Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = std::nullopt,
@@ -278,7 +278,9 @@ Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = st
   if (fs.empty()) throw std::invalid_argument("wait: the set of futures is empty");
   const detail::WaitPolicy policy = detail::wait_policy(return_when);
   detail::drop_duplicates(fs);
-  if (!timeout || timeout->count() > 0) {
+  if (timeout && timeout->count() <= 0) {
+    co_await yield_now();  // asyncio: one loop turn, then whatever is done
+  } else {
     std::vector<detail::RefPtr<detail::FutureStateBase>> states;
     states.reserve(fs.size());
     for (auto& f : fs) states.emplace_back(f.state_base());

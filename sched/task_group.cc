@@ -100,12 +100,7 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
   // body or the join from outside, message and all.
   std::exception_ptr propagate_cancel;
   if (body_error) {
-    if (is_cancellation(body_error)) {
-      propagate_cancel = body_error;
-    } else {
-      detail::SpinLockHolder lock(&st->mu);
-      st->errors.push_back(body_error);
-    }
+    if (is_cancellation(body_error)) propagate_cancel = body_error;
     abort_children();
   }
 
@@ -138,6 +133,8 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
     detail::SpinLockHolder lock(&st->mu);
     st->parent = nullptr;
     errors = std::move(st->errors);
+    // The body's own failure comes after the children's (Python appends it).
+    if (body_error && !is_cancellation(body_error)) errors.push_back(body_error);
     own_cancel = std::exchange(st->parent_cancel_requested, false);
   }
   // The cancellation a failing child asked for is withdrawn; if none is left

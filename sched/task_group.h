@@ -14,7 +14,7 @@
 //  - The first child that fails (with an exception other than
 //    CancelledError) cancels the other children and the body; task_group
 //    then raises an ExceptionGroup holding every failure (the body's own
-//    exception included), in the order they happened.
+//    exception last, as in Python), in the order they happened.
 //  - A cancellation of the enclosing task from outside cancels the children,
 //    waits for them, and propagates as that CancelledError (its message
 //    kept). If children failed too, the ExceptionGroup wins and the outside

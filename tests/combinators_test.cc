@@ -285,13 +285,22 @@ WEFT_MANUAL_TEST(Wait, EmptySetAndInvalidReturnWhenAreErrors, 1) {
   co_await gather(std::move(ts));
 }
 
-// asyncio: a zero or negative timeout has passed already: wait returns at
-// once with what is done.
-WEFT_MANUAL_TEST(Wait, NonPositiveTimeoutReturnsAtOnce, 1) {
+// asyncio: a zero or negative timeout has passed already: wait returns
+// after one loop turn with what is done by then.
+WEFT_MANUAL_TEST(Wait, NonPositiveTimeoutReturnsAfterOneTurn, 1) {
   const TimePoint t0 = clock->now();
   Future<int> done;
   done.set_result(1);
   Task<int> slow = create_task(value_after(2, milliseconds(5)));
+  bool turned = false;
+  Task<void> quick = create_task([](bool* turned) -> Coro<void> {
+    *turned = true;
+    co_return;
+  }(&turned));
+  std::vector<AnyFuture> with_quick = {quick, slow};
+  auto first = co_await wait(with_quick, Duration(0));
+  EXPECT_TRUE(turned) << "the other ready tasks ran first";
+  EXPECT_EQ(first.done.size(), 1u);
   const std::vector<Duration> timeouts = {Duration(0), milliseconds(-1)};
   for (Duration t : timeouts) {
     std::vector<AnyFuture> fs = {done, slow};  // g++ 12: no braced list inside a co_await
