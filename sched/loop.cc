@@ -63,11 +63,9 @@ std::uint64_t next_random(std::uint64_t& s) {
 
 bool TimerHandle::cancel() noexcept {
   if (!entry_ || !entry_->try_cancel()) return false;
-  // On the owning loop, take it out of the heap at once; elsewhere the loop
-  // drops it when it reaches the top.
-  if (t_worker != nullptr && &t_worker->timers_ == entry_->owner()) {
-    t_worker->timers_.remove(entry_.get());
-  }
+  // On the owning loop, take it out of the wheel at once; elsewhere the loop
+  // drops it when it reaches it (no lock of the loop's is taken).
+  if (t_worker != nullptr && t_worker == owner_) t_worker->timers_.remove(entry_.get());
   return true;
 }
 
@@ -129,12 +127,13 @@ TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
         absl::StrFormat("call_later: negative delay (%d ns)", delay.count()));
   }
   require_loop_thread("Loop::call_later");
-  return TimerHandle(timers_.add(time() + delay, std::move(cb)));
+  const TimePoint now = time();
+  return TimerHandle(timers_.add(now + delay, now, std::move(cb)), this);
 }
 
 TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
   require_loop_thread("Loop::call_at");
-  return TimerHandle(timers_.add(when, std::move(cb)));
+  return TimerHandle(timers_.add(when, time(), std::move(cb)), this);
 }
 
 detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,

@@ -31,11 +31,12 @@
 #include "weft/sched/clock.h"
 #include "weft/sched/detail/io_handler.h"
 #include "weft/sched/detail/local_queue.h"
-#include "weft/sched/detail/timer_heap.h"
+#include "weft/sched/detail/timer_wheel.h"
 
 namespace weft {
 
 class Runtime;
+class Loop;
 namespace detail {
 class Idle;
 }
@@ -52,8 +53,10 @@ class TimerHandle {
 
  private:
   friend class Loop;
-  explicit TimerHandle(detail::RefPtr<detail::TimerEntry> e) : entry_(std::move(e)) {}
+  TimerHandle(detail::RefPtr<detail::TimerEntry> e, Loop* owner)
+      : entry_(std::move(e)), owner_(owner) {}
   detail::RefPtr<detail::TimerEntry> entry_;
+  Loop* owner_ = nullptr;  // the loop whose wheel holds the entry
 };
 
 class Loop final : public detail::LoopBase {
@@ -190,7 +193,7 @@ class Loop final : public detail::LoopBase {
   detail::LocalQueue queue_;
   std::deque<detail::TaskBase*> pinned_ready_;
   std::deque<detail::Callback> ready_callbacks_;
-  detail::TimerHeap timers_;
+  detail::TimerWheel timers_;
   std::uint64_t tick_ = 0;
   std::uint32_t lifo_streak_ = 0;
   std::uint32_t pinned_streak_ = 0;
