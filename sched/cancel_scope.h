@@ -28,6 +28,8 @@
 // by the task running the scope.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <optional>
 #include <string>
 #include <type_traits>

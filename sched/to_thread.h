@@ -16,6 +16,8 @@
 //   values, or pointers/references to objects that outlive the await.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <functional>
 #include <stop_token>
 #include <tuple>
