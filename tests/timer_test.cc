@@ -549,7 +549,7 @@ WEFT_CO_TEST(CallSoon, NegativeDelayIsInvalidArgument) {
 WEFT_CO_TEST_WITH(CallSoon, ThreadsafeFromAPlainThreadRunsOnTheLoop, testing::test_options(1)) {
   const std::thread::id loop_thread = std::this_thread::get_id();
   Loop& loop = get_running_loop();
-  constexpr int n = 1000;
+  static constexpr int n = 1000;  // static: the nested lambda uses it without a capture
   std::vector<int> order;
   std::vector<std::thread::id> where;
   Future<void> done;
