@@ -1,6 +1,8 @@
 // The whole public API of weft: #include "weft/weft.h".
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include "weft/core/context.h"
 #include "weft/core/coro.h"
 #include "weft/core/errors.h"

@@ -15,6 +15,8 @@
 // acts on the context of the calling task (or thread).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <any>
 #include <atomic>
 #include <cstdint>

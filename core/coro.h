@@ -11,6 +11,8 @@
 // outlive the Coro (see docs/pitfalls.md).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <coroutine>
 #include <exception>
 #include <optional>

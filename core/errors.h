@@ -7,6 +7,8 @@
 // `catch (...)` and rethrow.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <exception>
 #include <optional>
 #include <utility>

@@ -9,6 +9,8 @@
 // Handles are cheap to copy; copies share one state.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <concepts>
 #include <exception>
 #include <string>

@@ -10,6 +10,8 @@
 // Thread safety: every method may be called from any thread.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <string>
 #include <utility>
 

@@ -7,6 +7,8 @@
 // Thread safety: SocketAddress is a value type.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <sys/socket.h>
 #include <sys/un.h>
 

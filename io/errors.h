@@ -6,6 +6,8 @@
 // message names the call: "recv: Connection reset by peer [errno 104]".
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <exception>
 #include <optional>

@@ -69,6 +69,8 @@
 // completes.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <sys/types.h>
 
 #include <cstddef>

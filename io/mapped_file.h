@@ -32,6 +32,8 @@
 // it and call its const members. Move-only.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <memory>
 #include <string>

@@ -51,6 +51,8 @@
 // Errors are OSError (weft/io/errors.h) naming the failing call.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstdint>
 #include <optional>
 

@@ -24,6 +24,8 @@
 // Thread safety: every function may be called from any task of a runtime.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <functional>
 #include <vector>
 

@@ -37,6 +37,8 @@
 // before that Runtime is destroyed.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <sys/socket.h>
 
 #include <atomic>

@@ -47,6 +47,8 @@
 // or thread. The reader's and the writer's sides may be used concurrently.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -24,6 +24,8 @@
 // may be awaited by several tasks at once.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <sys/types.h>
 
 #include <memory>

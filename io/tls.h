@@ -32,6 +32,8 @@
 // weft/io/socket.h) since OpenSSL writes to the socket with write(2).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <functional>
 #include <memory>
 #include <optional>

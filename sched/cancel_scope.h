@@ -38,6 +38,8 @@
 // running.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <concepts>
 #include <coroutine>
 #include <exception>

@@ -8,6 +8,8 @@
 // sleep.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

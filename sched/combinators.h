@@ -5,6 +5,8 @@
 // docs/structured_concurrency.md lists where threads made us choose.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <memory>
 #include <optional>

@@ -21,6 +21,8 @@
 // the caller's thread if it is already done (concurrent.futures semantics).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <exception>
 #include <memory>
 #include <optional>

@@ -12,6 +12,8 @@
 // another thread is a RuntimeError.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <time.h>
 
 #include <atomic>

@@ -2,6 +2,8 @@
 // gather(return_exceptions) returns for each child.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <exception>
 #include <optional>
 #include <type_traits>

@@ -10,6 +10,8 @@
 // `num_workers`, `clock`, `all_tasks` and `running` from any thread.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstdint>
 #include <memory>
 #include <optional>

@@ -3,6 +3,8 @@
 // sleep, yield_now, get_running_loop, call_soon, call_later, call_at.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <optional>
 #include <stdexcept>
 #include <string>

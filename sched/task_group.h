@@ -29,6 +29,8 @@
 // runtime (children run on any worker); the group's state is under a mutex.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <exception>
 #include <stdexcept>
 #include <string>

@@ -2,6 +2,8 @@
 // and waiting for them (asyncio.run_coroutine_threadsafe).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <memory>
 #include <string>
 

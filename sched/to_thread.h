@@ -13,10 +13,16 @@
 // - At shutdown, calls still running are not waited for; the runtime
 //   reports how many were abandoned.
 // - The arguments are moved into the coroutine and then into the call: pass
-//   values, or pointers/references to objects that outlive the await.
+//   values, or pointers/references to objects that outlive the await. The
+//   callable and the arguments are destroyed on the pool thread before the
+//   result is handed over, so whatever they own is released when the await
+//   returns (not when the call was cancelled: then they go when the call ends).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <tuple>
 #include <type_traits>
@@ -66,35 +72,42 @@ Coro<typename detail::ToThreadCall<F, A...>::Result> to_thread(F fn, A... args) 
   std::stop_source stop;
   detail::submit_to_pool(
       loop.runtime(),
-      [result, stop, context = Context::current(), fn = std::move(fn),
-       args = std::make_tuple(std::move(args)...)](detail::OffloadTicket& ticket) mutable {
+      [result, stop, context = Context::current(),
+       work = std::optional<std::tuple<F, A...>>(std::in_place, std::move(fn),
+                                                 std::move(args)...)](
+          detail::OffloadTicket& ticket) mutable {
         if (result.done()) return;  // cancelled before it started
         detail::ContextData data = context.data();
         detail::ContextScope scope(&data);
         auto call = [&]() -> R {
-          if constexpr (Call::kTakesStopToken) {
-            return std::apply(
-                [&](auto&... a) -> R { return std::invoke(fn, stop.get_token(), std::move(a)...); },
-                args);
-          } else {
-            return std::apply([&](auto&... a) -> R { return std::invoke(fn, std::move(a)...); },
-                              args);
-          }
+          return std::apply(
+              [&](F& f, A&... a) -> R {
+                if constexpr (Call::kTakesStopToken) {
+                  return std::invoke(f, stop.get_token(), std::move(a)...);
+                } else {
+                  return std::invoke(f, std::move(a)...);
+                }
+              },
+              *work);
         };
-        // The outcome is handed over only after the ticket is finished.
-        // A failure to hand it over means the awaiter was cancelled meanwhile:
-        // the caller is gone and asked the call to stop, so it is discarded.
+        // The callable and the arguments are destroyed (work.reset()) and the
+        // ticket is finished before the outcome is handed over. A failure to
+        // hand it over means the awaiter was cancelled meanwhile: the caller is
+        // gone and asked the call to stop, so it is discarded.
         try {
           if constexpr (std::is_void_v<R>) {
             call();
+            work.reset();
             ticket.finish();
             result.try_set_result();
           } else {
             R value = call();
+            work.reset();
             ticket.finish();
             result.try_set_result(std::move(value));
           }
         } catch (...) {
+          work.reset();
           ticket.finish();
           result.try_set_exception(std::current_exception());
         }

@@ -20,6 +20,8 @@
 // otherwise); the returned Future belongs to that loop.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <chrono>
 #include <exception>
 #include <future>

@@ -64,7 +64,10 @@ TEST(IoDriver, ReleaseWhileHeldWaitsForTheHolder) {
   ASSERT_EQ(::write(sp.b, "x", 1), 1);
   epoll_event ev[4];
   ASSERT_EQ(d.poll(ev, 4, nullptr), 1);  // the holder's batch names h
-  EXPECT_EQ(ev[0].data.ptr, static_cast<detail::IoHandler*>(h));
+  // epoll_event is packed (data.ptr sits at offset 4): read it by value, since EXPECT_EQ
+  // binds a reference, and a misaligned one is undefined behaviour (UBSan stops on it).
+  void* named = ev[0].data.ptr;
+  EXPECT_EQ(named, static_cast<detail::IoHandler*>(h));
 
   d.remove(sp.a);
   d.release_handler(h);  // from "another thread" while the batch is held

@@ -542,10 +542,10 @@ WEFT_CO_TEST_WITH(IoTls, StartTlsSendsWhatWasQueuedInTheClearFirst, testing::tes
   // and the server's send buffers are small and the client does not read
   // yet); a write and a close() made after start_tls began go out over
   // TLS, after the handshake.
-  const std::size_t kReply = 1 << 20;
+  constexpr std::size_t kReply = 1 << 20;
   Future<std::size_t> queued_at_upgrade;
   ConnectionHandler handler =
-      [kReply, queued_at_upgrade](StreamReader r, StreamWriter w) -> Coro<void> {
+      [queued_at_upgrade](StreamReader r, StreamWriter w) -> Coro<void> {
         // A fixed, small send buffer (no autotuning), so the reply must queue.
         const int small = 4096;
         EXPECT_EQ(setsockopt(w.socket().fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);

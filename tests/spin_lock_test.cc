@@ -9,13 +9,22 @@
 namespace weft::detail {
 namespace {
 
+// Branches rather than ASSERT_TRUE(lock.try_lock()), so that clang's thread-safety
+// analysis can follow which paths hold the lock.
 TEST(SpinLock, TryLockFailsWhileHeldAndSucceedsAfter) {
   SpinLock lock;
-  ASSERT_TRUE(lock.try_lock());
-  EXPECT_FALSE(lock.try_lock());
+  if (!lock.try_lock()) {
+    FAIL() << "try_lock of a free lock failed";
+  }
+  bool taken_elsewhere = true;
+  std::thread([&] { taken_elsewhere = lock.try_lock(); }).join();
+  EXPECT_FALSE(taken_elsewhere) << "try_lock succeeded while another thread held the lock";
   lock.unlock();
-  EXPECT_TRUE(lock.try_lock());
-  lock.unlock();
+  if (lock.try_lock()) {
+    lock.unlock();
+  } else {
+    ADD_FAILURE() << "try_lock of a released lock failed";
+  }
 }
 
 // Non-atomic read-modify-writes of two fields under the lock: a lost update

@@ -549,13 +549,13 @@ WEFT_CO_TEST(CallSoon, NegativeDelayIsInvalidArgument) {
 WEFT_CO_TEST_WITH(CallSoon, ThreadsafeFromAPlainThreadRunsOnTheLoop, testing::test_options(1)) {
   const std::thread::id loop_thread = std::this_thread::get_id();
   Loop& loop = get_running_loop();
-  const int n = 1000;
+  static constexpr int n = 1000;  // static: the nested lambda uses it without a capture
   std::vector<int> order;
   std::vector<std::thread::id> where;
   Future<void> done;
   std::thread th([&] {
     for (int i = 0; i < n; ++i) {
-      loop.call_soon_threadsafe([&order, &where, i, n, done] {
+      loop.call_soon_threadsafe([&order, &where, i, done] {
         order.push_back(i);
         where.push_back(std::this_thread::get_id());
         if (i == n - 1) done.set_result();

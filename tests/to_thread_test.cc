@@ -293,7 +293,7 @@ struct BlockedCall {
 
 Coro<int> await_blocked_call(std::shared_ptr<BlockedCall> b) {
   // The callable is a named variable, not a temporary in the co_await
-  // expression: see CapturingLambdaTemporarySurvivesCancellation.
+  // statement, which g++ 12 would destroy twice (docs/pitfalls.md).
   auto call = [b] {
     b->entered.Notify();
     b->release.WaitForNotificationWithTimeout(absl::FromChrono(kLongWait));

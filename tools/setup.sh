@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, testing and benchmarking weft needs on Debian 12 (bookworm).
 #
-#   tools/setup.sh          Bazel 4.2.3 (bazel-bootstrap), g++, the libraries weft links
-#                           (oneTBB, Abseil, GoogleTest, Google Benchmark, OpenSSL), wrk
+#   tools/setup.sh          Bazel 4.2.3 (bazel-bootstrap), g++ 12 and clang 16 (with its
+#                           sanitizer runtimes), the libraries weft links (oneTBB, Abseil,
+#                           GoogleTest, Google Benchmark, OpenSSL), wrk
 #   tools/setup.sh --tsan   also what --config=tsan needs: a deb-src entry, cmake, ninja, make
 #                           and perl, then ThreadSanitizer builds of oneTBB, Abseil and OpenSSL
 #                           in /opt/weft-tsan (third_party/tsan/build.sh)
@@ -18,6 +19,8 @@ BASE_PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ pkg-config
   libtbb-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   wrk
+  # --config=clang; libclang-rt-16-dev holds clang 16's ASan/UBSan runtimes (clang-asan).
+  clang-16 libclang-rt-16-dev
 )
 # For building the TSan libraries from Debian's source packages (make and perl: OpenSSL's
 # Configure, which needs perl's core modules, not just perl-base).

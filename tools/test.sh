@@ -6,12 +6,15 @@
 #
 #   tools/test.sh [CONFIG...] [-- BAZEL_ARGS...]
 #
-# CONFIG (default: opt asan tsan):
-#   opt       bazel test --config=opt     (-c opt)
-#   asan      bazel test --config=asan    (AddressSanitizer + UBSan + LeakSanitizer)
-#   tsan      bazel test --config=tsan    (ThreadSanitizer; builds /opt/weft-tsan if needed)
-#   consumer  builds and runs examples/consumer, a separate workspace using @weft//:weft
-#             (counts as one test)
+# CONFIG (default: opt asan tsan clang clang-asan):
+#   opt         bazel test --config=opt         (g++, -c opt)
+#   asan        bazel test --config=asan        (g++, AddressSanitizer + UBSan + LeakSanitizer)
+#   tsan        bazel test --config=tsan        (g++, ThreadSanitizer; builds /opt/weft-tsan
+#               if needed)
+#   clang       bazel test --config=clang       (clang 16, thread-safety analysis as errors)
+#   clang-asan  bazel test --config=clang-asan  (clang 16, ASan + UBSan + LeakSanitizer)
+#   consumer    builds and runs examples/consumer, a separate workspace using @weft//:weft
+#               (counts as one test)
 # BAZEL_ARGS go to every `bazel test`: flags (--x) and target patterns (//x, -//x; default
 # //...), e.g. `tools/test.sh asan -- //core/... --runs_per_test=20`.
 #
@@ -32,14 +35,14 @@ configs=()
 bazel_args=()
 while (($#)); do
   case $1 in
-    opt | asan | tsan | consumer) configs+=("$1") ;;
+    opt | asan | tsan | clang | clang-asan | consumer) configs+=("$1") ;;
     --) shift; bazel_args=("$@"); break ;;
     -h | --help) usage; exit 0 ;;
     *) log "unknown configuration: $1"; usage >&2; exit 2 ;;
   esac
   shift
 done
-((${#configs[@]})) || configs=(opt asan tsan)
+((${#configs[@]})) || configs=(opt asan tsan clang clang-asan)
 
 # Split the extra arguments into flags (--x) and target patterns (//x, -//x); no pattern
 # means //... .
@@ -69,7 +72,7 @@ finish() {
   # Whatever stopped this script early counts as a failure.
   ((status != 0 && total_failed == 0)) && total_failed=1
   if ((${#report[@]})); then
-    printf '\n%-10s %7s %7s %7s\n' config passed failed time >&2
+    printf '\n%-11s %7s %7s %7s\n' config passed failed time >&2
     printf '%s\n' "${report[@]}" >&2
   fi
   # The one line CI reads; nothing else printed here has this shape.
@@ -84,7 +87,7 @@ record() {  # record <config> <passed> <failed> <seconds> [note]
   total_passed=$((total_passed + $2))
   total_failed=$((total_failed + $3))
   local row
-  row=$(printf '%-10s %7d %7d %6ss  %s' "$1" "$2" "$3" "$4" "${5:-}")
+  row=$(printf '%-11s %7d %7d %6ss  %s' "$1" "$2" "$3" "$4" "${5:-}")
   report+=("${row%"${row##*[! ]}"}")
 }
 
@@ -120,7 +123,7 @@ tsan_preflight() {
 run_bazel_tests() {  # run_bazel_tests <config>
   local config=$1 out="$workdir/$1.log" rc passed failed note="" start=$SECONDS
   local opts=(--config="$config" --test_tag_filters="$tag_filters")
-  # The sanitizer runs check tests; binaries that no test uses are built by the opt run.
+  # The other runs check tests; binaries that no test uses are built by the opt run.
   [[ $config == opt ]] || opts+=(--build_tests_only)
   log "=== $config: bazel test ${opts[*]} ${bazel_flags[*]} -- ${targets[*]}"
   bazel "${startup_opts[@]}" test "${common_opts[@]}" "${opts[@]}" "${bazel_flags[@]}" \

@@ -164,6 +164,8 @@ class TaskBase : public FutureStateBase {
   void enter_scope(CancelScopeState* s);
   // Leaves `s`, which must be the innermost scope.
   void exit_scope(CancelScopeState* s);
+  // Unlocked read, valid on the task's own thread: only that thread writes scope_top_ (under
+  // mu_, for the readers on other threads), so its own reads cannot race with a write.
   CancelScopeState* innermost_scope() const noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return scope_top_;
   }

@@ -21,11 +21,6 @@ class Barrier::Visit {
       b_.leave_locked();
     }
   }
-  // Parks the node (again) until the next state change. Under b_.mu_.
-  void park_locked(detail::TaskBase* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b_.mu_) {
-    node.park(b_.waiters_, task, Future<void>());
-  }
-
   detail::SyncWaiter node;
   bool counted = false;
 
@@ -68,7 +63,7 @@ Coro<std::size_t> Barrier::wait() {
         }
         break;
       }
-      visit.park_locked(task);
+      visit.node.park(waiters_, task, Future<void>());  // until the next state change
     }
     co_await detail::ParkAwaiter(visit.node);  // CancelledError: `visit` unparks
   }
@@ -89,7 +84,7 @@ Coro<std::size_t> Barrier::wait() {
         }
         break;
       }
-      visit.park_locked(task);
+      visit.node.park(waiters_, task, Future<void>());  // until the next state change
     }
     co_await detail::ParkAwaiter(visit.node);  // CancelledError: `visit` unparks and leaves
   }

@@ -32,6 +32,8 @@
 // so no wake-up is ever consumed and cancellation cannot lose one.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 
 #include "absl/base/thread_annotations.h"

@@ -23,12 +23,11 @@ void Condition::check_locked(const char* what) const {
   }
 }
 
-namespace {
 // Owns the node of one wait() and unparks it when the wait ends, whatever
 // the path (including the frame being destroyed at runtime teardown).
-class ParkedNode {
+class Condition::ParkedNode {
  public:
-  ParkedNode(detail::SpinLock& mu, detail::WaiterList& list) : mu_(mu), list_(list) {}
+  explicit ParkedNode(Condition& c) : c_(c) {}
   ParkedNode(const ParkedNode&) = delete;
   ParkedNode& operator=(const ParkedNode&) = delete;
   ~ParkedNode() {
@@ -37,10 +36,10 @@ class ParkedNode {
   // Unlinks the node if no notify() took it; returns true if one did (the
   // caller then owns a notification).
   bool unpark() noexcept {
-    detail::SpinLockHolder lock(&mu_);
+    detail::SpinLockHolder lock(&c_.mu_);
     settled_ = true;
     if (node.linked()) {
-      list_.remove(&node);
+      c_.waiters_.remove(&node);
       return false;
     }
     return node.woken();
@@ -51,16 +50,14 @@ class ParkedNode {
   detail::SyncWaiter node;
 
  private:
-  detail::SpinLock& mu_;
-  detail::WaiterList& list_;
+  Condition& c_;
   bool settled_ = false;
 };
-}  // namespace
 
 Coro<void> Condition::wait() {
   check_locked("Condition::wait()");
   detail::TaskBase* task = detail::current_task_base_checked("Condition::wait()");
-  ParkedNode parked(mu_, waiters_);
+  ParkedNode parked(*this);
   {
     Future<void> wakeup;
     detail::SpinLockHolder lock(&mu_);

@@ -42,6 +42,8 @@
 // so a notify() made by whoever takes the lock next always finds it.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <memory>
 #include <type_traits>
@@ -102,6 +104,8 @@ class Condition {
   ConditionStatistics statistics() const;
 
  private:
+  class ParkedNode;  // one wait()'s parking node (condition.cc)
+
   void check_locked(const char* what) const;
   // Takes the lock back after a wait, without letting a cancellation
   // interrupt it.

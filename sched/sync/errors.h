@@ -9,6 +9,8 @@
 // without the lock), weft throws weft::RuntimeError.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <string>
 
 #include "weft/core/errors.h"

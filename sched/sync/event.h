@@ -23,6 +23,8 @@
 // mutex, oldest first.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <atomic>
 #include <cstddef>
 

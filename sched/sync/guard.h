@@ -10,6 +10,8 @@
 // time (it may be moved to another task); the release itself is thread-safe.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <utility>
 
 namespace weft {

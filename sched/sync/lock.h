@@ -32,6 +32,8 @@
 // over before it would unlock it). Waiting uses detail/waiter.h.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <type_traits>
 

@@ -66,6 +66,8 @@
 //    of reserved_ (its `granted` flag).
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <algorithm>
 #include <cstddef>
 #include <deque>

@@ -31,6 +31,8 @@
 // over before it would count it). Waiting uses detail/waiter.h.
 #pragma once
 
+#include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
+
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
