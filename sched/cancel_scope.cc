@@ -50,10 +50,11 @@ struct CancelScope::State : detail::CancelScopeState {
     }
   }
 
-  void arm(Loop& loop) {
+  // `now`: the loop's clock reading, taken by the caller.
+  void arm(Loop& loop, std::int64_t now) {
     const std::int64_t d = deadline_ns();
     if (d == kNoDeadline || cancel_called()) return;
-    if (d <= loop.now_ns()) {
+    if (d <= now) {
       expire();
       return;
     }
@@ -156,7 +157,8 @@ void CancelScope::reschedule(TimePoint deadline) {
   s.set_deadline_ns(ticks(deadline));
   if (phase != State::kActive) return;
   s.disarm();
-  s.arm(get_running_loop());
+  Loop& loop = get_running_loop();
+  s.arm(loop, loop.now_ns());
 }
 
 void CancelScope::enter() {
@@ -167,14 +169,13 @@ void CancelScope::enter() {
   }
   Loop& loop = get_running_loop();
   s.clock.store(&loop.runtime().clock(), std::memory_order_release);
-  if (s.relative) {
-    s.set_deadline_ns(add_saturating(loop.now_ns(), s.relative_ns));
-  }
+  const std::int64_t now = loop.now_ns();
+  if (s.relative) s.set_deadline_ns(add_saturating(now, s.relative_ns));
   s.task = task;
   s.cancels_at_entry = task->cancelling();
   s.phase.store(State::kActive, std::memory_order_release);
   task->enter_scope(&s);
-  s.arm(loop);  // a deadline already passed cancels the scope at entry
+  s.arm(loop, now);  // a deadline already passed cancels the scope at entry
 }
 
 bool CancelScope::leave(const std::exception_ptr& e) {

@@ -308,7 +308,8 @@ Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = st
 }
 
 // asyncio.wait_for (3.12: `async with timeout(t): return await aw`):
-// awaits `aw` inside a timeout scope. If `timeout` passes first, `aw` is
+// awaits `aw` inside a timeout scope; a Coro runs inline in the calling
+// task (no task is made). If `timeout` passes first, `aw` is
 // cancelled, waited for until it has finished, and TimeoutError is raised;
 // a result that arrives together with the timeout, or that `aw` returns
 // despite its cancellation, is returned. A zero or negative timeout has
@@ -324,21 +325,17 @@ inline std::string timeout_message(Duration d) {
 
 template <typename A>
 Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) {
-  using Traits = detail::AwaitableTraits<std::decay_t<A>>;
   using V = detail::AwaitableValue<A>;
-  auto f = [&] {
-    // We suspend on a new task at once: let it run next on this worker.
-    if constexpr (std::is_same_v<std::decay_t<A>, Coro<V>>) {
-      return detail::create_task_to_await(std::move(aw));
-    } else {
-      return Traits::to_future(std::move(aw));
-    }
-  }();
-  if (!timeout) co_return co_await f;
-  if (f.done()) co_return f.take();
+  // A Coro runs inline in this task, under the timeout (Python 3.12: no task
+  // is made); a task or future already scheduled is awaited.
+  constexpr bool kInline = std::is_same_v<std::decay_t<A>, Coro<V>>;
+  if (!timeout) co_return co_await std::move(aw);
+  if constexpr (!kInline) {
+    if (aw.done()) co_return aw.take();
+  }
   detail::TaskBase* self = detail::current_task_base_checked("wait_for");
   // A request pending on entry is delivered here, before the timeout
-  // exists: spent on `f`, it could not be told from one that `f` swallowed.
+  // exists: spent on `aw`, it could not be told from one that `aw` swallowed.
   std::exception_ptr early;
   try {
     self->throw_if_cancel_requested();
@@ -346,23 +343,37 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
     early = std::current_exception();
   }
   if (early) {
-    f.cancel();
-    co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(f.state_base()));
+    if constexpr (kInline) {
+      aw.discard();  // never started: the CancelledError is its report
+    } else {
+      aw.cancel();
+      co_await detail::join_shielded(detail::RefPtr<detail::FutureStateBase>(aw.state_base()));
+    }
     std::rethrow_exception(early);
   }
   // Requests from outside (Task::cancel) counted so far: the scope cancels
-  // `f`, never this task, so growth means someone else asked.
+  // what this task awaits, never this task, so growth means someone else
+  // asked.
   const int cancels_at_entry = self->cancelling();
   CancelScope scope = detail::ScopeAccess::expiring_after(*timeout);
   detail::ScopeAccess::enter(scope);
+  if constexpr (kInline) {
+    if (scope.expired()) {
+      // Expired at entry (a zero or negative timeout): the Coro is not
+      // started (Python 3.12).
+      detail::ScopeAccess::leave(scope, nullptr);
+      aw.discard();
+      throw TimeoutError(detail::timeout_message(*timeout));
+    }
+  }
   std::exception_ptr error;
   std::optional<detail::ValueOrMonostate<V>> value;
   try {
     if constexpr (std::is_void_v<V>) {
-      co_await f;
+      co_await std::move(aw);
       value.emplace();
     } else {
-      value.emplace(co_await f);
+      value.emplace(co_await std::move(aw));
     }
   } catch (...) {
     error = std::current_exception();
@@ -370,8 +381,8 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   const bool timed_out = detail::ScopeAccess::leave(scope, error);
   // The rule of asyncio 3.12+ (cancelling() decides): a value or a
   // TimeoutError only if no request from outside came meanwhile. One that
-  // `f` received (and perhaps swallowed) is raised here; one still pending
-  // is delivered now, or after the shield that defers it.
+  // reached `aw` (which perhaps swallowed it) is raised here; one still
+  // pending is delivered now, or after the shield that defers it.
   if (self->cancelling() > cancels_at_entry) {
     if (!self->cancel_pending()) throw CancelledError(self->last_cancel_message());
     self->throw_if_request_pending();

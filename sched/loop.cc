@@ -72,6 +72,7 @@ bool TimerHandle::cancel() noexcept {
 Loop::Loop(Runtime& rt, std::uint32_t index)
     : rt_(rt),
       index_(index),
+      factory_installed_(&rt.factory_installed()),
       rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
       shuffle_(rt.shuffle_seed() != 0) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -127,13 +128,12 @@ TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
         absl::StrFormat("call_later: negative delay (%d ns)", delay.count()));
   }
   require_loop_thread("Loop::call_later");
-  const TimePoint now = time();
-  return TimerHandle(timers_.add(now + delay, now, std::move(cb)), this);
+  return TimerHandle(timers_.add(time() + delay, std::move(cb)), this);
 }
 
 TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
   require_loop_thread("Loop::call_at");
-  return TimerHandle(timers_.add(when, time(), std::move(cb)), this);
+  return TimerHandle(timers_.add(when, std::move(cb)), this);
 }
 
 detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,
@@ -171,7 +171,7 @@ void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned, detail::
   });
 }
 
-void Loop::apply_task_factory(detail::TaskBase* t, bool* eager) const {
+void Loop::apply_task_factory_slow(detail::TaskBase* t, bool* eager) const {
   rt_.apply_task_factory(t, eager);
 }
 

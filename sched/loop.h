@@ -134,8 +134,13 @@ class Loop final : public detail::LoopBase {
   void start_task_from_any_thread(detail::TaskBase* t, bool pinned,
                                   detail::Wake how = detail::Wake::kYield, bool eager = false);
   // The runtime's task factory, if any, sees `t` before it starts
-  // (Runtime::apply_task_factory).
-  void apply_task_factory(detail::TaskBase* t, bool* eager) const;
+  // (Runtime::apply_task_factory). Inline: most runtimes have none.
+  void apply_task_factory(detail::TaskBase* t, bool* eager) const {
+    // Relaxed: a hint. A factory installed concurrently with this creation
+    // may miss it (nothing orders the two); once the flag is seen, the slow
+    // path reads the factory itself with acquire.
+    if (factory_installed_->load(std::memory_order_relaxed)) apply_task_factory_slow(t, eager);
+  }
 
  private:
   friend class Runtime;
@@ -143,6 +148,7 @@ class Loop final : public detail::LoopBase {
   friend class detail::Idle;
 
   void run_eagerly(detail::TaskBase* t, bool pinned);
+  void apply_task_factory_slow(detail::TaskBase* t, bool* eager) const;
   // The worker: runs until the runtime stops. On the worker's thread.
   void run_worker();
   detail::TaskBase* next_task();
@@ -190,6 +196,7 @@ class Loop final : public detail::LoopBase {
 
   Runtime& rt_;
   const std::uint32_t index_;
+  const std::atomic<bool>* const factory_installed_;  // Runtime::factory_installed_
 
   // Owner-only state (the worker thread).
   detail::LocalQueue queue_;

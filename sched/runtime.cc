@@ -232,10 +232,12 @@ void Runtime::set_task_factory(TaskFactory factory) {
   absl::MutexLock lock(&factory_mu_);
   if (!factory) {
     task_factory_.store(nullptr, std::memory_order_release);
+    factory_installed_.store(false, std::memory_order_relaxed);
     return;
   }
   factories_.push_back(std::make_unique<TaskFactory>(std::move(factory)));
   task_factory_.store(factories_.back().get(), std::memory_order_release);
+  factory_installed_.store(true, std::memory_order_relaxed);
 }
 
 void Runtime::apply_task_factory(detail::TaskBase* t, bool* eager) const {

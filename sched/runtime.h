@@ -140,7 +140,7 @@ class Runtime {
   bool debug() const noexcept { return debug_; }
   // asyncio's loop.set_task_factory: `factory` sees every task created from
   // now on (create_task, create_pinned_task, TaskGroup::create_task,
-  // gather's and wait_for's tasks, run_coroutine_threadsafe,
+  // gather's tasks, run_coroutine_threadsafe,
   // spawn_threadsafe; not run()'s main task). Null removes it. Any thread; a
   // replaced factory stays alive until the runtime is destroyed, since a
   // task being created on another worker may still be calling it.
@@ -170,6 +170,8 @@ class Runtime {
   void notify_parked() noexcept;
   // The to_thread pool, made on first use.
   OffloadPool& offload_pool();
+  // True while a task factory is installed (relaxed; see Loop).
+  const std::atomic<bool>& factory_installed() const noexcept { return factory_installed_; }
   // For task creation: lets the factory, if any, see `t` (not started) and
   // choose `*eager`; rethrows what the factory throws.
   void apply_task_factory(detail::TaskBase* t, bool* eager) const;
@@ -215,6 +217,8 @@ class Runtime {
   // on each task creation: a null load is the common, lock-free case).
   std::vector<std::unique_ptr<TaskFactory>> factories_ ABSL_GUARDED_BY(factory_mu_);
   std::atomic<const TaskFactory*> task_factory_{nullptr};
+  // task_factory_ != null, for the loops' inline check (Loop::apply_task_factory).
+  std::atomic<bool> factory_installed_{false};
   absl::Mutex pool_mu_;
   std::unique_ptr<OffloadPool> pool_ ABSL_GUARDED_BY(pool_mu_);
   // pool_.get() once made (stored with release under pool_mu_, read with

@@ -36,14 +36,14 @@ namespace detail {
 // starts it. A refused body is destroyed without a "never awaited" report:
 // the error raised is the report.
 template <typename T>
-Task<T> prepare_task(Loop& loop, Coro<T> body, std::string name, bool* eager) {
+Task<T> prepare_task(Loop& loop, Coro<T> body, std::string&& name, bool* eager) {
   auto* state = new TaskState<T>(&loop, std::move(body), std::move(name));
   Task<T> handle = Task<T>::adopt(state);  // frees the task if the factory throws
   loop.apply_task_factory(state, eager);
   return handle;
 }
 template <typename T>
-Task<T> spawn_task(Coro<T>& body, TaskOptions& options, Wake how) {
+Task<T> spawn_task(Coro<T>& body, std::string&& name, bool eager) {
   if (!body.valid()) throw std::invalid_argument("create_task: empty or moved-from Coro");
   LoopBase* base = current_loop();
   if (base == nullptr) {
@@ -51,9 +51,8 @@ Task<T> spawn_task(Coro<T>& body, TaskOptions& options, Wake how) {
     throw RuntimeError("create_task: no running weft loop on this thread");
   }
   Loop& loop = static_cast<Loop&>(*base);
-  bool eager = options.eager_start;
-  Task<T> t = prepare_task(loop, std::move(body), std::move(options.name), &eager);
-  loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, how, eager);
+  Task<T> t = prepare_task(loop, std::move(body), std::move(name), &eager);
+  loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, Wake::kYield, eager);
   return t;
 }
 }  // namespace detail
@@ -66,24 +65,13 @@ Task<T> spawn_task(Coro<T>& body, TaskOptions& options, Wake how) {
 // RuntimeError if no runtime runs on this thread.
 template <typename T>
 Task<T> create_task(Coro<T> body, TaskOptions options) {
-  return detail::spawn_task(body, options, detail::Wake::kYield);
+  return detail::spawn_task(body, std::move(options.name), options.eager_start);
 }
 template <typename T>
 Task<T> create_task(Coro<T> body, std::string name = {}) {
-  TaskOptions options{.name = std::move(name)};
-  return detail::spawn_task(body, options, detail::Wake::kYield);
+  return detail::spawn_task(body, std::move(name), false);
 }
 
-namespace detail {
-// create_task for a caller that suspends on the new task right away (e.g.
-// wait_for): the task goes to this worker's LIFO slot and runs next here, so
-// no idle worker is woken just to steal it.
-template <typename T>
-Task<T> create_task_to_await(Coro<T> body) {
-  TaskOptions options;
-  return spawn_task(body, options, Wake::kNotify);
-}
-}  // namespace detail
 
 // Like create_task, but the task always runs on the current loop.
 template <typename T>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/base/optimization.h"
 #include "absl/strings/str_format.h"
 #include "weft/core/coro.h"
 
@@ -169,7 +170,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   std::string msg;
   // Deadlines first, outside our lock: expiring a scope wakes this task.
   CancelScopeState* top = innermost_scope();
-  bool scope_cancelled = top != nullptr && check_scopes(top, &msg);
+  bool scope_cancelled = ABSL_PREDICT_FALSE(top != nullptr) && check_scopes(top, &msg);
   bool cancel_now;
   {
     detail::SpinLockHolder lock(&mu_);
@@ -177,8 +178,8 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
     // Level-triggered: a cancelled scope cancels every wait inside it. Read
     // again under the lock: a scope cancel() racing with this suspension
     // either sees the new waiter or is seen here.
-    if (!scope_cancelled) {
-      scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
+    if (ABSL_PREDICT_FALSE(scope_top_ != nullptr) && !scope_cancelled) {
+      scope_cancelled = scope_cancellation(scope_top_, &msg);
     }
     cancel_now = !scope_cancelled && must_cancel_ && !shielded_locked();
     if (cancel_now) msg = cancel_request_msg_;

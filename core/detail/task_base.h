@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/context.h"
@@ -171,11 +172,13 @@ class TaskBase : public FutureStateBase {
   }
   // True if a cancelled scope is visible from `from` (no shield in
   // between); sets *reason to that scope's reason.
-  bool scope_cancellation(const CancelScopeState* from, std::string* reason) const;
+  ABSL_ATTRIBUTE_NOINLINE bool scope_cancellation(const CancelScopeState* from,
+                                                  std::string* reason) const;
   // The same, after expiring the visible scopes whose deadline has passed on
   // the runtime's clock (Trio checks deadlines at every checkpoint). Must
   // not be called under this task's lock (expiring a scope wakes the task).
-  bool check_scopes(CancelScopeState* from, std::string* reason);
+  // (Out of line: the common checkpoint, outside any scope, stays short.)
+  ABSL_ATTRIBUTE_NOINLINE bool check_scopes(CancelScopeState* from, std::string* reason);
   // The earliest deadline visible from the innermost scope (ns on the
   // runtime's clock), kNoDeadline if none, INT64_MIN if a visible scope is
   // cancelled (Trio's current_effective_deadline).

@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "weft/core/detail/frame_alloc.h"
 #include "weft/core/detail/loop_base.h"
 #include "weft/core/detail/ref_ptr.h"
 #include "weft/sched/clock.h"
@@ -52,6 +53,10 @@ class TimerWheel;
 
 class TimerEntry final : public RefCounted {
  public:
+  // Made and freed as often as the futures they complete: from the pool.
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
+
   TimerEntry(TimePoint deadline, Callback cb)
       : deadline_ns_(deadline.time_since_epoch().count()), cb_(std::move(cb)) {}
 
@@ -98,9 +103,10 @@ class TimerWheel {
   TimerWheel& operator=(const TimerWheel&) = delete;
   ~TimerWheel() { clear(); }
 
-  // Adds a timer due at `deadline`; `now` is the loop's clock reading (the
-  // wheel sorts relative to it). The returned entry is shared with the wheel.
-  RefPtr<TimerEntry> add(TimePoint deadline, TimePoint now, Callback cb);
+  // Adds a timer due at `deadline`. The returned entry is shared with the
+  // wheel. (The wheel sorts relative to the clock reading of the last
+  // pop_one_due: a lagging one only places timers a level higher.)
+  RefPtr<TimerEntry> add(TimePoint deadline, Callback cb);
   // Takes a (cancelled) entry out now. Loop thread only.
   void remove(TimerEntry* e) noexcept;
   // Deadline of the earliest armed timer; TimePoint::max() if none.
