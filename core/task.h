@@ -25,7 +25,7 @@ namespace detail {
 template <typename T>
 class TaskState final : public TaskBase, public ValueStorage<T> {
  public:
-  TaskState(LoopBase* loop, Coro<T> body, std::string name)
+  TaskState(LoopBase* loop, Coro<T>&& body, std::string&& name)
       : TaskBase(loop, std::move(name)), body_(std::move(body)) {
     body_.handle().promise().root_task_ = this;
     resume_point_ = body_.handle();

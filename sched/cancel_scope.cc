@@ -59,7 +59,7 @@ struct CancelScope::State : detail::CancelScopeState {
       return;
     }
     detail::RefPtr<State> self(this);
-    timer = loop.call_at(from_ticks(d), [self = std::move(self)] { self->expire(); });
+    timer = loop.call_at(from_ticks(d), [self = std::move(self)] { self->expire(); }, from_ticks(now));
   }
   void disarm() {
     timer.cancel();

@@ -128,12 +128,15 @@ TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
         absl::StrFormat("call_later: negative delay (%d ns)", delay.count()));
   }
   require_loop_thread("Loop::call_later");
-  return TimerHandle(timers_.add(time() + delay, std::move(cb)), this);
+  const TimePoint now = time();
+  return TimerHandle(timers_.add(now + delay, now, std::move(cb)), this);
 }
 
-TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) {
+TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) { return call_at(when, std::move(cb), time()); }
+
+TimerHandle Loop::call_at(TimePoint when, detail::Callback cb, TimePoint now) {
   require_loop_thread("Loop::call_at");
-  return TimerHandle(timers_.add(when, std::move(cb)), this);
+  return TimerHandle(timers_.add(when, now, std::move(cb)), this);
 }
 
 detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,

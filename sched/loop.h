@@ -86,6 +86,9 @@ class Loop final : public detail::LoopBase {
   // Runs cb after `delay` (>= 0) / at `when`. Loop thread only.
   TimerHandle call_later(Duration delay, detail::Callback cb);
   TimerHandle call_at(TimePoint when, detail::Callback cb);
+  // The same for a caller that has just read time(): `now` is that reading
+  // (it spares a clock read).
+  TimerHandle call_at(TimePoint when, detail::Callback cb, TimePoint now);
 
   // A task that always runs on this loop (for thread-affine code). Any thread.
   // From outside the runtime: RuntimeError once shutdown has begun.
@@ -133,6 +136,16 @@ class Loop final : public detail::LoopBase {
   // (Python 3.12's eager tasks); elsewhere it starts as usual.
   void start_task_from_any_thread(detail::TaskBase* t, bool pinned,
                                   detail::Wake how = detail::Wake::kYield, bool eager = false);
+  // Starts a task made on this loop's own thread (create_task), whose
+  // handle the caller holds: start_task_from_any_thread without the checks.
+  void start_new_task(detail::TaskBase* t, bool eager) {
+    t->add_ref();  // the running reference
+    if (ABSL_PREDICT_FALSE(eager)) {
+      run_eagerly(t, /*pinned=*/false);
+    } else {
+      start_detached(t, /*pinned=*/false);
+    }
+  }
   // The runtime's task factory, if any, sees `t` before it starts
   // (Runtime::apply_task_factory). Inline: most runtimes have none.
   void apply_task_factory(detail::TaskBase* t, bool* eager) const {

@@ -36,7 +36,7 @@ namespace detail {
 // starts it. A refused body is destroyed without a "never awaited" report:
 // the error raised is the report.
 template <typename T>
-Task<T> prepare_task(Loop& loop, Coro<T> body, std::string&& name, bool* eager) {
+Task<T> prepare_task(Loop& loop, Coro<T>&& body, std::string&& name, bool* eager) {
   auto* state = new TaskState<T>(&loop, std::move(body), std::move(name));
   Task<T> handle = Task<T>::adopt(state);  // frees the task if the factory throws
   loop.apply_task_factory(state, eager);
@@ -52,7 +52,7 @@ Task<T> spawn_task(Coro<T>& body, std::string&& name, bool eager) {
   }
   Loop& loop = static_cast<Loop&>(*base);
   Task<T> t = prepare_task(loop, std::move(body), std::move(name), &eager);
-  loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, Wake::kYield, eager);
+  loop.start_new_task(&t.base(), eager);
   return t;
 }
 }  // namespace detail

@@ -75,7 +75,7 @@ class TaskGroup {
     bool eager = options.eager_start;
     Task<T> t = detail::prepare_task(loop, std::move(body), std::move(options.name), &eager);
     detail::task_group_adopt(*st_, t.base());  // throws if it closed meanwhile: t frees it
-    loop.start_task_from_any_thread(&t.base(), /*pinned=*/false, detail::Wake::kYield, eager);
+    loop.start_new_task(&t.base(), eager);
     return t;
   }
   template <typename T>

@@ -55,7 +55,7 @@ TEST(TimerWheel, SlotAndLevelBoundariesFireExactlyAndInOrder) {
   }
   std::vector<RefPtr<TimerEntry>> entries;
   for (std::size_t i = 0; i < deadlines.size(); ++i) {
-    entries.push_back(w.add(at(deadlines[i]), r.make(static_cast<int>(i))));
+    entries.push_back(w.add(at(deadlines[i]), at(0), r.make(static_cast<int>(i))));
   }
   std::vector<std::int64_t> sorted = deadlines;
   std::sort(sorted.begin(), sorted.end());
@@ -81,8 +81,8 @@ TEST(TimerWheel, FarTimersSitHighAndCascadeDown) {
   TimerWheel w;
   Recorder r;
   const std::int64_t day = std::int64_t{86'400} * 1'000'000'000;
-  RefPtr<TimerEntry> far = w.add(at(3 * day), r.make(1));
-  RefPtr<TimerEntry> near = w.add(at(5 * kTick), r.make(0));
+  RefPtr<TimerEntry> far = w.add(at(3 * day), at(0), r.make(1));
+  RefPtr<TimerEntry> near = w.add(at(5 * kTick), at(0), r.make(0));
   EXPECT_GE(TimerWheel::level_of_for_testing(*far), 5) << "days ahead: a high level";
   EXPECT_EQ(TimerWheel::level_of_for_testing(*near), 0);
   EXPECT_EQ(w.next_deadline(), at(5 * kTick));
@@ -102,9 +102,9 @@ TEST(TimerWheel, PastDeadlinesAreDueAtOnceAndTheHugestIsFine) {
   TimerWheel w;
   Recorder r;
   r.now = 1'000'000;
-  auto past = w.add(at(10), r.make(0));
-  auto now = w.add(at(r.now), r.make(1));
-  auto huge = w.add(TimePoint::max() - hours(1), r.make(2));
+  auto past = w.add(at(10), at(r.now), r.make(0));
+  auto now = w.add(at(r.now), at(r.now), r.make(1));
+  auto huge = w.add(TimePoint::max() - hours(1), at(r.now), r.make(2));
   EXPECT_EQ(w.next_deadline(), at(10));
   fire_due(w, r.now);
   ASSERT_EQ(r.fired.size(), 2u);
@@ -121,11 +121,11 @@ TEST(TimerWheel, ACallbackCancelsATimerDueAtTheSameInstant) {
   TimerWheel w;
   bool second_ran = false;
   RefPtr<TimerEntry> second;
-  auto first = w.add(at(100 * kTick), [&] {
+  auto first = w.add(at(100 * kTick), at(0), [&] {
     EXPECT_TRUE(second->try_cancel());
     w.remove(second.get());
   });
-  second = w.add(at(100 * kTick), [&] { second_ran = true; });
+  second = w.add(at(100 * kTick), at(0), [&] { second_ran = true; });
   fire_due(w, 100 * kTick);
   EXPECT_FALSE(second_ran);
   EXPECT_FALSE(second->try_cancel()) << "cancelled once";
@@ -137,7 +137,7 @@ TEST(TimerWheel, CancelFromAnotherThreadIsDroppedWhenReached) {
   std::atomic<int> ran{0};
   std::vector<RefPtr<TimerEntry>> entries;
   for (int i = 0; i < 1000; ++i) {
-    entries.push_back(w.add(at((i % 97 + 1) * 1000 * kTick), [&ran] { ++ran; }));
+    entries.push_back(w.add(at((i % 97 + 1) * 1000 * kTick), at(0), [&ran] { ++ran; }));
   }
   std::atomic<int> cancelled{0};
   std::thread other([&] {
@@ -171,7 +171,7 @@ TEST(TimerWheel, MatchesAReferenceModel) {
         const int shift = static_cast<int>(rng() % 50);
         std::int64_t d = now + static_cast<std::int64_t>(rng() % (std::int64_t{1} << shift)) - (op == 0 ? (1 << 12) : 0);
         const int id = next_id++;
-        model.emplace(std::pair(d, id), w.add(at(d), [&fired, id] { fired.push_back(id); }));
+        model.emplace(std::pair(d, id), w.add(at(d), at(now), [&fired, id] { fired.push_back(id); }));
       } else if (op < 7 && !model.empty()) {
         auto it = model.begin();
         std::advance(it, static_cast<long>(rng() % model.size()));

@@ -20,7 +20,7 @@ void PromiseBase::report_never_awaited(const void* frame) noexcept {
       frame));
 }
 
-TaskBase::TaskBase(LoopBase* loop, std::string name)
+TaskBase::TaskBase(LoopBase* loop, std::string&& name)
     : FutureStateBase(loop),
       // Relaxed: ids only need to be unique.
       id_(g_next_task_id.fetch_add(1, std::memory_order_relaxed)),
@@ -202,7 +202,7 @@ void TaskBase::suspend_and_yield(std::coroutine_handle<> h) noexcept {
   schedule(Wake::kYieldCurrent);  // *this may now be running on another thread
 }
 
-void TaskBase::throw_if_cancel_requested() {
+void TaskBase::throw_if_cancelled_slow() {
   std::string msg;
   if (CancelScopeState* top = innermost_scope(); top != nullptr && check_scopes(top, &msg)) {
     throw CancelledError(std::move(msg));
@@ -210,7 +210,7 @@ void TaskBase::throw_if_cancel_requested() {
   if (take_must_cancel(&msg)) throw CancelledError(std::move(msg));
 }
 
-void TaskBase::throw_if_request_pending() {
+void TaskBase::throw_if_request_pending_slow() {
   std::string msg;
   if (take_must_cancel(&msg)) throw CancelledError(std::move(msg));
 }

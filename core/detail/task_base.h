@@ -35,6 +35,7 @@
 #include <string>
 
 #include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/context.h"
@@ -108,7 +109,7 @@ class CancelScopeState : public RefCounted {
 
 class TaskBase : public FutureStateBase {
  public:
-  TaskBase(LoopBase* loop, std::string name);
+  TaskBase(LoopBase* loop, std::string&& name);
 
   // Runs one step; called by a worker that dequeued the task.
   // *this may be destroyed by the time it returns.
@@ -152,13 +153,25 @@ class TaskBase : public FutureStateBase {
   // A checkpoint on resume: raises CancelledError if a scope visible from
   // the innermost one is cancelled (or its deadline has passed), or if a
   // request is pending.
-  void throw_if_cancel_requested();
+  void throw_if_cancel_requested() {
+    // Inline fast path: outside any scope, with no request pending (acquire:
+    // pairs with the release store of the flag in deliver()).
+    if (ABSL_PREDICT_TRUE(innermost_scope() == nullptr &&
+                          !must_cancel_flag_.load(std::memory_order_acquire))) {
+      return;
+    }
+    throw_if_cancelled_slow();
+  }
   // For awaiters of a future that completed: raises CancelledError only for
   // a pending request (asyncio's rule: a request that arrived while the task
   // was being woken wins over the result). A scope's cancellation reached
   // the future itself if it was in time; otherwise the next checkpoint
   // delivers it.
-  void throw_if_request_pending();
+  void throw_if_request_pending() {
+    if (ABSL_PREDICT_FALSE(must_cancel_flag_.load(std::memory_order_acquire))) {
+      throw_if_request_pending_slow();
+    }
+  }
 
   // --- Cancel scopes (task thread only) ---
   // Makes `s` the innermost active scope of this task.
@@ -220,6 +233,8 @@ class TaskBase : public FutureStateBase {
   std::coroutine_handle<> resume_point_;
 
  private:
+  void throw_if_cancelled_slow();
+  void throw_if_request_pending_slow();
   bool take_must_cancel(std::string* msg);
   // Delivers a counted request: cancels what the task waits on, or leaves
   // the request pending for its next checkpoint.

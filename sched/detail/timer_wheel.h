@@ -103,10 +103,11 @@ class TimerWheel {
   TimerWheel& operator=(const TimerWheel&) = delete;
   ~TimerWheel() { clear(); }
 
-  // Adds a timer due at `deadline`. The returned entry is shared with the
-  // wheel. (The wheel sorts relative to the clock reading of the last
-  // pop_one_due: a lagging one only places timers a level higher.)
-  RefPtr<TimerEntry> add(TimePoint deadline, Callback cb);
+  // Adds a timer due at `deadline`; `now` is the loop's clock reading (an
+  // empty wheel catches up with it, so a burst of timers after a quiet spell
+  // lands on the levels of its own distances, not on the top one). The
+  // returned entry is shared with the wheel.
+  RefPtr<TimerEntry> add(TimePoint deadline, TimePoint now, Callback cb);
   // Takes a (cancelled) entry out now. Loop thread only.
   void remove(TimerEntry* e) noexcept;
   // Deadline of the earliest armed timer; TimePoint::max() if none.
