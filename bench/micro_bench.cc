@@ -20,6 +20,8 @@
 //
 //   bazel run -c opt //bench:micro_bench
 //   bazel run -c opt //bench:micro_bench -- --benchmark_filter=Coro
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -212,6 +214,59 @@ Coro<void> timer_loop(benchmark::State& state) {
 }
 void BM_TimerInsertCancel(benchmark::State& state) { run_in_runtime(timer_loop(state)); }
 BENCHMARK(BM_TimerInsertCancel)->ArgName("pending")->Arg(0)->Arg(1000)->Arg(100000);
+
+// --- Timeouts ----------------------------------------------------------------------------
+
+// A Coro that yields once, as W6's armed timeouts await; alone, then under
+// wait_for(10 s), which runs it inline in a timeout scope: the difference is
+// what an armed timeout costs (scope, timer armed and cancelled, checks).
+Coro<int> yield_once_value() {
+  co_await yield_now();
+  co_return 1;
+}
+Coro<void> yield_once_loop(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(co_await yield_once_value());
+}
+void BM_YieldOnceCoro(benchmark::State& state) { run_in_runtime(yield_once_loop(state)); }
+BENCHMARK(BM_YieldOnceCoro);
+
+Coro<void> wait_for_armed_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(co_await wait_for(yield_once_value(), std::chrono::seconds(10)));
+  }
+}
+void BM_WaitForArmed(benchmark::State& state) { run_in_runtime(wait_for_armed_loop(state)); }
+BENCHMARK(BM_WaitForArmed);
+
+// What 1,000,000 armed timers hold: bytes per call_later timer, from the
+// allocator's in-use count (mallinfo2, every arena) before and after arming
+// them (the handles' vector is reserved before the first reading). Reported
+// as the counter bytes_per_timer; the time is the arming.
+Coro<void> timer_memory_loop(benchmark::State& state) {
+  constexpr std::size_t kTimers = 1'000'000;
+  std::vector<TimerHandle> handles;
+  handles.reserve(kTimers);
+  const auto in_use = [] {
+    const struct mallinfo2 m = ::mallinfo2();
+    return static_cast<double>(m.uordblks + m.hblkhd);
+  };
+  double bytes = 0;
+  for (auto _ : state) {
+    const double before = in_use();
+    for (std::size_t i = 0; i < kTimers; ++i) {
+      handles.push_back(call_later(std::chrono::hours(1) + std::chrono::microseconds(i), [] {}));
+    }
+    bytes = in_use() - before;
+    state.PauseTiming();
+    for (TimerHandle& h : handles) h.cancel();
+    handles.clear();
+    state.ResumeTiming();
+  }
+  state.counters["bytes_per_timer"] = bytes / kTimers;
+  co_return;
+}
+void BM_TimersArmedMemory(benchmark::State& state) { run_in_runtime(timer_memory_loop(state)); }
+BENCHMARK(BM_TimersArmedMemory)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // --- Yield --------------------------------------------------------------------------------
 

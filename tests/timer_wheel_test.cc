@@ -155,6 +155,34 @@ TEST(TimerWheel, CancelFromAnotherThreadIsDroppedWhenReached) {
 // Random arming, cancelling and clock moves (small steps and jumps across
 // many levels) against a reference: the same timers fire, in the same
 // order, never early, and next_deadline() is always the reference's.
+// Timers sharing one deadline fire in the order they were armed, whether
+// each was armed far ahead, after the wheel moved on, once the deadline's
+// slot had been moved into the heap, or at the deadline itself.
+TEST(TimerWheel, EqualDeadlinesFireInArmingOrderFromEveryLevel) {
+  TimerWheel w;
+  Recorder r;
+  const std::int64_t d = 3 * (kTick << (2 * TimerWheel::kSlotBits)) + 5;  // level 2 from 0
+  std::vector<RefPtr<TimerEntry>> entries;
+  entries.push_back(w.add(at(d), at(0), r.make(0)));
+  EXPECT_EQ(TimerWheel::level_of_for_testing(*entries.back()), 2);
+  // An earlier timer moves the wheel on to just before d.
+  entries.push_back(w.add(at(d - 3 * kTick), at(0), r.make(100)));
+  fire_due(w, d - 3 * kTick);
+  ASSERT_EQ(r.fired.size(), 1u);
+  entries.push_back(w.add(at(d), at(d - 3 * kTick), r.make(1)));
+  // Nearer now, yet with the first one: d's tick still differs from the
+  // wheel's in the level-2 digit, so both share its slot (and list).
+  EXPECT_EQ(TimerWheel::level_of_for_testing(*entries.back()), 2);
+  EXPECT_EQ(w.next_deadline(), at(d));  // moves the slot of d into the heap
+  entries.push_back(w.add(at(d), at(d - 3 * kTick), r.make(2)));
+  EXPECT_EQ(TimerWheel::level_of_for_testing(*entries.back()), -1);
+  entries.push_back(w.add(at(d), at(d), r.make(3)));
+  fire_due(w, d);
+  std::vector<int> order;
+  for (const auto& [id, when] : r.fired) order.push_back(id);
+  EXPECT_EQ(order, (std::vector<int>{100, 0, 1, 2, 3}));
+}
+
 TEST(TimerWheel, MatchesAReferenceModel) {
   std::mt19937_64 rng(20261202);
   for (int round = 0; round < testing::scaled(20, 4); ++round) {
@@ -170,6 +198,13 @@ TEST(TimerWheel, MatchesAReferenceModel) {
         // Spans from below a tick to days, and some in the past.
         const int shift = static_cast<int>(rng() % 50);
         std::int64_t d = now + static_cast<std::int64_t>(rng() % (std::int64_t{1} << shift)) - (op == 0 ? (1 << 12) : 0);
+        if (op == 1 && !model.empty()) {
+          // The deadline of a pending timer, which may sit at any level or
+          // in the heap by now: the model fires equal deadlines by id (FIFO).
+          auto it = model.begin();
+          std::advance(it, static_cast<long>(rng() % model.size()));
+          d = it->first.first;
+        }
         const int id = next_id++;
         model.emplace(std::pair(d, id), w.add(at(d), at(now), [&fired, id] { fired.push_back(id); }));
       } else if (op < 7 && !model.empty()) {

@@ -15,7 +15,6 @@ int TimerWheel::level_for(std::uint64_t elapsed, std::uint64_t tick) noexcept {
 
 RefPtr<TimerEntry> TimerWheel::add(TimePoint deadline, TimePoint now, Callback cb) {
   auto* e = new TimerEntry(deadline, std::move(cb));  // the wheel's reference
-  e->seq_ = next_seq_++;
   ++size_;
   // Valid: the heap's entries stay at or before elapsed_, and there is no
   // wheel entry to pass. (A non-empty wheel catches up in pop_one_due.)
@@ -24,6 +23,11 @@ RefPtr<TimerEntry> TimerWheel::add(TimePoint deadline, TimePoint now, Callback c
   return RefPtr<TimerEntry>(e);
 }
 
+// FIFO among equal deadlines: entries with one tick always share a slot (at
+// any elapsed_, level_for gives them the same level, and an entry never
+// stays behind elapsed_), are appended to it, and leave it in list order;
+// the heap numbers them as they come. One with a tick at or before elapsed_
+// goes to the heap at once, after every earlier one of its tick.
 void TimerWheel::insert(TimerEntry* e) noexcept {
   const std::uint64_t tick = tick_of(e->deadline_ns_);
   if (tick <= elapsed_) {
@@ -39,10 +43,10 @@ void TimerWheel::link(TimerEntry* e, int level, int slot) noexcept {
   e->where_ = TimerEntry::kInWheel;
   e->level_ = static_cast<std::uint8_t>(level);
   e->slot_ = static_cast<std::uint8_t>(slot);
-  e->next_ = nullptr;
-  e->prev_ = s.tail;
+  e->at_.wheel.next = nullptr;
+  e->at_.wheel.prev = s.tail;
   if (s.tail != nullptr) {
-    s.tail->next_ = e;
+    s.tail->at_.wheel.next = e;
   } else {
     s.head = e;
     occupied_[level] |= std::uint64_t{1} << slot;
@@ -54,18 +58,20 @@ void TimerWheel::link(TimerEntry* e, int level, int slot) noexcept {
 void TimerWheel::unlink(TimerEntry* e) noexcept {
   assert(e->where_ == TimerEntry::kInWheel);
   Slot& s = slots_[e->level_][e->slot_];
-  if (e->prev_ != nullptr) {
-    e->prev_->next_ = e->next_;
+  TimerEntry* prev = e->at_.wheel.prev;
+  TimerEntry* next = e->at_.wheel.next;
+  if (prev != nullptr) {
+    prev->at_.wheel.next = next;
   } else {
-    s.head = e->next_;
+    s.head = next;
   }
-  if (e->next_ != nullptr) {
-    e->next_->prev_ = e->prev_;
+  if (next != nullptr) {
+    next->at_.wheel.prev = prev;
   } else {
-    s.tail = e->prev_;
+    s.tail = prev;
   }
   if (s.head == nullptr) occupied_[e->level_] &= ~(std::uint64_t{1} << e->slot_);
-  e->prev_ = e->next_ = nullptr;
+  e->at_.wheel = {};
   e->where_ = TimerEntry::kNowhere;
   --in_wheel_;
 }
@@ -101,9 +107,9 @@ bool TimerWheel::pull_next() noexcept {
   occupied_[level] &= ~(std::uint64_t{1} << slot);
   // In list order, so entries that land in one slot again keep their order.
   while (e != nullptr) {
-    TimerEntry* next = e->next_;
+    TimerEntry* next = e->at_.wheel.next;
     --in_wheel_;
-    e->prev_ = e->next_ = nullptr;
+    e->at_.wheel = {};
     e->where_ = TimerEntry::kNowhere;
     insert(e);  // a lower level, or the heap
     e = next;
@@ -180,7 +186,7 @@ void TimerWheel::clear() noexcept {
   entries.swap(heap_);
   for (auto& level : slots_) {
     for (Slot& s : level) {
-      for (TimerEntry* e = s.head; e != nullptr; e = e->next_) entries.push_back(e);
+      for (TimerEntry* e = s.head; e != nullptr; e = e->at_.wheel.next) entries.push_back(e);
       s.head = s.tail = nullptr;
     }
   }
@@ -189,7 +195,6 @@ void TimerWheel::clear() noexcept {
   size_ = 0;
   for (TimerEntry* e : entries) {
     e->where_ = TimerEntry::kNowhere;
-    e->prev_ = e->next_ = nullptr;
     e->release();  // may run the callback's destructor
   }
 }
@@ -198,20 +203,21 @@ void TimerWheel::clear() noexcept {
 
 void TimerWheel::heap_push(TimerEntry* e) noexcept {
   e->where_ = TimerEntry::kInHeap;
+  e->at_.heap.seq = next_seq_++;
   heap_.push_back(e);
-  e->heap_index_ = static_cast<std::uint32_t>(heap_.size() - 1);
-  sift_up(e->heap_index_);
+  e->at_.heap.index = static_cast<std::uint32_t>(heap_.size() - 1);
+  sift_up(e->at_.heap.index);
 }
 
 void TimerWheel::heap_erase(TimerEntry* e) noexcept {
-  const std::size_t i = e->heap_index_;
+  const std::size_t i = e->at_.heap.index;
   TimerEntry* last = heap_.back();
   heap_.pop_back();
   e->where_ = TimerEntry::kNowhere;
   if (last != e) {
     heap_place(i, last);
     sift_down(i);
-    sift_up(last->heap_index_);
+    sift_up(last->at_.heap.index);
   }
 }
 
