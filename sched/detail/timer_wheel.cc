@@ -14,13 +14,13 @@ int TimerWheel::level_for(std::uint64_t elapsed, std::uint64_t tick) noexcept {
 }
 
 RefPtr<TimerEntry> TimerWheel::add(TimePoint deadline, TimePoint now, Callback cb) {
-  auto* e = new TimerEntry(deadline, std::move(cb));  // the wheel's reference
+  auto* e = new TimerEntry(deadline, std::move(cb));  // the wheel's reference and the caller's
   ++size_;
   // Valid: the heap's entries stay at or before elapsed_, and there is no
   // wheel entry to pass. (A non-empty wheel catches up in pop_one_due.)
   if (in_wheel_ == 0) elapsed_ = std::max(elapsed_, tick_of(now.time_since_epoch().count()));
   insert(e);
-  return RefPtr<TimerEntry>(e);
+  return RefPtr<TimerEntry>(e, kAdoptRef);
 }
 
 // FIFO among equal deadlines: entries with one tick always share a slot (at

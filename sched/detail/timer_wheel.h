@@ -95,7 +95,9 @@ class TimerEntry final {
     return state_.compare_exchange_strong(e, kFired, std::memory_order_acq_rel);
   }
 
-  mutable std::atomic<std::uint32_t> refs_{1};
+  // Born with two references, the wheel's and the caller's (TimerWheel::add):
+  // no increment to hand the second one out.
+  mutable std::atomic<std::uint32_t> refs_{2};
   // Loop thread only, but state_.
   std::atomic<std::uint8_t> state_{kArmed};
   std::uint8_t where_ = kNowhere;  // picks the member of `at_`
