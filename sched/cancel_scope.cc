@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
+#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/spawn.h"
@@ -178,12 +179,13 @@ void CancelScope::enter() {
   s.arm(loop, now);  // a deadline already passed cancels the scope at entry
 }
 
-bool CancelScope::leave(const std::exception_ptr& e) {
-  State& s = *s_;
-  detail::TaskBase* task = s.task;
-  s.disarm();
-  task->exit_scope(&s);
-  s.phase.store(State::kExited, std::memory_order_release);
+namespace detail {
+namespace {
+
+// Whether scope `s`, just left by `task` with the body's exception `e`,
+// catches it; `cancels_at_entry` is task->cancelling() at entry.
+bool scope_catches(TaskBase* task, CancelScopeState& s, int cancels_at_entry,
+                   const std::exception_ptr& e) {
   if (!e || !s.cancel_called()) return false;
   try {
     std::rethrow_exception(e);
@@ -201,9 +203,61 @@ bool CancelScope::leave(const std::exception_ptr& e) {
   // the CancelledError propagates. Only a shielded scope catches its own
   // then, when the requests were deferred by its shield (still pending):
   // they are delivered at the first checkpoint after it.
-  if (task->cancelling() > s.cancels_at_entry && !(s.shield() && task->cancel_pending())) {
+  return task->cancelling() <= cancels_at_entry || (s.shield() && task->cancel_pending());
+}
+
+}  // namespace
+
+bool InlineTimeout::enter(TaskBase* task, Duration d) {
+  Loop& loop = get_running_loop();
+  const std::int64_t now = loop.now_ns();
+  const std::int64_t deadline = add_saturating(now, d.count());
+  state_.set_deadline_ns(deadline);
+  task_ = task;
+  cancels_at_entry_ = task->cancelling();
+  task->enter_scope(&state_, /*shared=*/false);  // the timer is armed after this
+  if (deadline <= now) {
+    state_.expire();
     return false;
   }
+  if (deadline != CancelScopeState::kNoDeadline) {
+    timer_ = loop.call_at(
+        from_ticks(deadline),
+        [this] {
+          state_.expire();
+          fire_done_.store(true, std::memory_order_release);
+        },
+        from_ticks(now));
+    armed_ = true;
+  }
+  return true;
+}
+
+void InlineTimeout::disarm() noexcept {
+  if (!armed_) return;
+  armed_ = false;
+  if (!timer_.cancel()) {
+    // The timer's loop claimed the callback; it may still be running there.
+    while (!fire_done_.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+  timer_ = TimerHandle();
+}
+
+bool InlineTimeout::leave(const std::exception_ptr& e) {
+  disarm();  // the callback is done with the scope, or will never run
+  task_->exit_scope(&state_, /*shared=*/false);
+  return scope_catches(task_, state_, cancels_at_entry_, e);
+}
+
+}  // namespace detail
+
+bool CancelScope::leave(const std::exception_ptr& e) {
+  State& s = *s_;
+  detail::TaskBase* task = s.task;
+  s.disarm();
+  task->exit_scope(&s);
+  s.phase.store(State::kExited, std::memory_order_release);
+  if (!detail::scope_catches(task, s, s.cancels_at_entry, e)) return false;
   s.caught.store(true, std::memory_order_release);
   return true;
 }

@@ -40,6 +40,7 @@
 
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
+#include <atomic>
 #include <concepts>
 #include <coroutine>
 #include <exception>
@@ -58,7 +59,7 @@ namespace weft {
 class Timeout;
 class CancelScope;
 namespace detail {
-// For built-ins that run a scope inline in their own frame (wait_for).
+// For timeout(), whose zero or negative duration has expired at entry.
 struct ScopeAccess;
 template <typename F, typename T = void>
 struct TimeoutBody {
@@ -212,10 +213,48 @@ class Timeout {
 };
 
 namespace detail {
+// The timeout scope wait_for runs its awaitable in (Python 3.12's
+// `async with timeout(t)`), kept in wait_for's own frame: no allocation and
+// no handle, so only two parties ever reach it: the task running wait_for,
+// and the deadline timer's callback.
+//
+// Threads: the timer is armed on the task's loop after the scope is
+// entered, so its callback (on that loop's thread) sees the entered scope.
+// The task may move to another worker meanwhile; leave() then either
+// cancels the timer (the callback never runs) or finds the loop has claimed
+// it and waits for `fire_done_` (release by the callback, acquire here)
+// before the scope is left and the frame can go. On the timer's own loop the
+// callback has already returned by then (callbacks run between steps).
+class InlineTimeout {
+ public:
+  InlineTimeout() = default;
+  InlineTimeout(const InlineTimeout&) = delete;
+  InlineTimeout& operator=(const InlineTimeout&) = delete;
+  // A frame destroyed while suspended inside the scope (a runtime shutting
+  // down) still keeps the callback off the freed scope.
+  ~InlineTimeout() { disarm(); }
+
+  // Enters the scope in `task` (which is running) with a deadline `d` from
+  // now; zero or negative has expired at entry (asyncio). Returns false if
+  // it has: nothing may run in it then, leave() comes next.
+  bool enter(TaskBase* task, Duration d);
+  // Leaves; true if the scope catches `e`, a CancelledError its deadline
+  // caused (CancelScope's rules).
+  bool leave(const std::exception_ptr& e);
+
+ private:
+  // Cancels the timer, or waits until its claimed callback has returned.
+  void disarm() noexcept;
+
+  CancelScopeState state_;
+  TimerHandle timer_;
+  TaskBase* task_ = nullptr;
+  int cancels_at_entry_ = 0;
+  bool armed_ = false;
+  std::atomic<bool> fire_done_{false};
+};
+
 struct ScopeAccess {
-  static void enter(CancelScope& s) { s.enter(); }
-  static bool leave(CancelScope& s, const std::exception_ptr& e) { return s.leave(e); }
-  [[noreturn]] static void throw_caught(const CancelScope& s) { s.throw_caught(); }
   static CancelScope expiring_after(Duration d) { return CancelScope::expiring_after(d); }
 };
 

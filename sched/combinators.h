@@ -355,13 +355,12 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   // what this task awaits, never this task, so growth means someone else
   // asked.
   const int cancels_at_entry = self->cancelling();
-  CancelScope scope = detail::ScopeAccess::expiring_after(*timeout);
-  detail::ScopeAccess::enter(scope);
-  if constexpr (kInline) {
-    if (scope.expired()) {
+  detail::InlineTimeout scope;
+  if (!scope.enter(self, *timeout)) {
+    if constexpr (kInline) {
       // Expired at entry (a zero or negative timeout): the Coro is not
       // started (Python 3.12).
-      detail::ScopeAccess::leave(scope, nullptr);
+      scope.leave(nullptr);
       aw.discard();
       throw TimeoutError(detail::timeout_message(*timeout));
     }
@@ -378,7 +377,7 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   } catch (...) {
     error = std::current_exception();
   }
-  const bool timed_out = detail::ScopeAccess::leave(scope, error);
+  const bool timed_out = scope.leave(error);
   // The rule of asyncio 3.12+ (cancelling() decides): a value or a
   // TimeoutError only if no request from outside came meanwhile. One that
   // reached `aw` (which perhaps swallowed it) is raised here; one still

@@ -796,6 +796,51 @@ WEFT_CO_TEST_WITH(WaitForRace, OutsideCancellationVersusTimeoutAcrossWorkers, te
   }
 }
 
+// An inline Coro under wait_for, tasks moving between workers: the timer
+// (on the loop that armed it) fires while the Coro finishes, often on
+// another worker. Each call returns the Coro's value, untouched by a
+// cancellation, or raises TimeoutError after the Coro saw its cancellation
+// (or was never started, at a zero timeout); ASan and TSan check that the
+// timer's callback is done with wait_for's frame before it goes.
+Coro<int> yield_for(Duration d, int v, bool* cancelled) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  try {
+    while (std::chrono::steady_clock::now() < end) co_await yield_now();
+  } catch (const CancelledError&) {
+    *cancelled = true;
+    throw;
+  }
+  co_return v;
+}
+
+Coro<int> inline_timeouts(int id, int rounds) {
+  int ended = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const auto work = std::chrono::microseconds((id + i) % 5 * 10);
+    const auto limit = std::chrono::microseconds((id * 3 + i) % 7 * 10);
+    bool cancelled = false;
+    try {
+      EXPECT_EQ(co_await wait_for(yield_for(work, i, &cancelled), limit), i);
+      EXPECT_FALSE(cancelled);
+    } catch (const TimeoutError&) {
+      EXPECT_EQ(cancelled, limit.count() > 0) << "a timeout without the Coro's cancellation";
+    }
+    ++ended;
+    if (i % 3 == 0) co_await yield_now();
+  }
+  co_return ended;
+}
+
+WEFT_CO_TEST_WITH(WaitForRace, InlineCoroTimeoutsAcrossWorkers, testing::test_options(3)) {
+  const int tasks = 24;
+  const int rounds = scaled(100, 4);
+  std::vector<Task<int>> ts;
+  for (int id = 0; id < tasks; ++id) ts.push_back(create_task(inline_timeouts(id, rounds)));
+  int ended = 0;
+  for (Task<int>& t : ts) ended += co_await t;
+  EXPECT_EQ(ended, tasks * rounds);
+}
+
 Coro<std::tuple<int, int>> gather_futures(Future<int> a, Future<int> b) { co_return co_await gather(a, b); }
 
 WEFT_CO_TEST_WITH(GatherRace, CancelVersusCompletionAcrossWorkers, testing::test_options(3)) {

@@ -262,23 +262,29 @@ void CancelScopeState::set_shield(bool on) {
   if (task) task->on_shield_lowered(this);
 }
 
-void TaskBase::enter_scope(CancelScopeState* s) {
-  {
+void TaskBase::enter_scope(CancelScopeState* s, bool shared) {
+  if (shared) {
     detail::SpinLockHolder lock(&s->mu_);
     s->task_ = this;
+  } else {
+    s->set_task_unshared(this);
   }
   detail::SpinLockHolder lock(&mu_);
   s->parent_ = scope_top_;
   scope_top_ = s;
 }
 
-void TaskBase::exit_scope(CancelScopeState* s) {
+void TaskBase::exit_scope(CancelScopeState* s, bool shared) {
   {
     detail::SpinLockHolder lock(&mu_);
     scope_top_ = s->parent_;
   }
-  detail::SpinLockHolder lock(&s->mu_);
-  s->task_ = nullptr;
+  if (shared) {
+    detail::SpinLockHolder lock(&s->mu_);
+    s->task_ = nullptr;
+  } else {
+    s->set_task_unshared(nullptr);
+  }
 }
 
 bool TaskBase::scope_cancellation(const CancelScopeState* from, std::string* reason) const {

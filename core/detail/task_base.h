@@ -97,6 +97,10 @@ class CancelScopeState : public RefCounted {
  private:
   friend class TaskBase;
   bool cancel_impl(std::string reason, bool expiring);
+  // For a scope no other thread can reach while this is called (see
+  // TaskBase::enter_scope): its readers are ordered after or before it by
+  // other means, so mu_ is not needed.
+  void set_task_unshared(TaskBase* t) ABSL_NO_THREAD_SAFETY_ANALYSIS { task_ = t; }
 
   mutable detail::SpinLock mu_;
   TaskBase* task_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -174,10 +178,14 @@ class TaskBase : public FutureStateBase {
   }
 
   // --- Cancel scopes (task thread only) ---
-  // Makes `s` the innermost active scope of this task.
-  void enter_scope(CancelScopeState* s);
-  // Leaves `s`, which must be the innermost scope.
-  void exit_scope(CancelScopeState* s);
+  // Makes `s` the innermost active scope of this task. `shared`: whether
+  // `s` may be cancelled from other threads through a handle (CancelScope);
+  // one only this task and callbacks it orders after entry can reach
+  // (wait_for's timeout) is marked active without taking its lock.
+  void enter_scope(CancelScopeState* s, bool shared = true);
+  // Leaves `s`, which must be the innermost scope; `shared` as at entry
+  // (for an unshared one, nothing else may still be using it).
+  void exit_scope(CancelScopeState* s, bool shared = true);
   // Unlocked read, valid on the task's own thread: only that thread writes scope_top_ (under
   // mu_, for the readers on other threads), so its own reads cannot race with a write.
   CancelScopeState* innermost_scope() const noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
