@@ -236,11 +236,10 @@ bool InlineTimeout::enter(TaskBase* task, Duration d) {
 void InlineTimeout::disarm() noexcept {
   if (!armed_) return;
   armed_ = false;
-  if (!timer_.cancel()) {
+  if (!timer_.cancel_and_reset()) {
     // The timer's loop claimed the callback; it may still be running there.
     while (!fire_done_.load(std::memory_order_acquire)) std::this_thread::yield();
   }
-  timer_ = TimerHandle();
 }
 
 bool InlineTimeout::leave(const std::exception_ptr& e) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <iterator>
+#include <utility>
 #include <stdexcept>
 
 #include "absl/strings/str_format.h"
@@ -67,6 +68,15 @@ bool TimerHandle::cancel() noexcept {
   // drops it when it reaches it (no lock of the loop's is taken).
   if (t_worker != nullptr && t_worker == owner_) t_worker->timers_.remove(entry_.get());
   return true;
+}
+
+bool TimerHandle::cancel_and_reset() noexcept {
+  if (!entry_) return false;
+  Loop* owner = std::exchange(owner_, nullptr);
+  if (t_worker != nullptr && t_worker == owner) return owner->timers_.cancel_and_release(entry_.leak());
+  const bool cancelled = entry_->try_cancel();
+  entry_.reset();
+  return cancelled;
 }
 
 Loop::Loop(Runtime& rt, std::uint32_t index)

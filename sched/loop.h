@@ -50,6 +50,10 @@ class TimerHandle {
   // True if the callback will now never run (false if it ran, is running,
   // or was already cancelled).
   bool cancel() noexcept;
+  // cancel(), then lets go of the timer (the handle is empty after): on the
+  // owning loop one atomic step instead of three, for code that arms and
+  // cancels a timer around nearly every operation (wait_for).
+  bool cancel_and_reset() noexcept;
   bool cancelled() const noexcept { return entry_ && entry_->cancelled(); }
   TimePoint when() const noexcept { return entry_ ? entry_->deadline() : TimePoint{}; }
 

@@ -308,8 +308,47 @@ TEST(TimerHandles, CancelledByACallbackDueAtTheSameInstant) {
   run_manual(cancel_at_the_same_deadline);
 }
 
+// cancel_and_reset: cancel() then an empty handle, on the owning loop (the
+// timer in the wheel, or already due in its heap), on another thread, after
+// a cancel from another thread, after the timer ran, and when it is due.
+Coro<void> cancel_and_reset_everywhere(ManualClock* clock) {
+  std::atomic<int> bad{0};
+  int good = 0;
+  TimerHandle far = call_later(hours(5), [&bad] { ++bad; });
+  TimerHandle copy = far;  // another reference: the entry outlives the reset
+  EXPECT_TRUE(far.cancel_and_reset());
+  EXPECT_EQ(far.when(), TimePoint{}) << "the handle is empty after";
+  EXPECT_FALSE(far.cancel_and_reset());
+  EXPECT_TRUE(copy.cancelled());
+  EXPECT_FALSE(copy.cancel());
+
+  TimerHandle elsewhere = call_later(milliseconds(10), [&bad] { ++bad; });
+  bool cancelled_there = false;
+  std::thread th([&] { cancelled_there = elsewhere.cancel_and_reset(); });
+  th.join();
+  EXPECT_TRUE(cancelled_there);
+
+  TimerHandle raced = call_later(milliseconds(10), [&bad] { ++bad; });
+  TimerHandle other = raced;
+  std::thread canceller([&] { EXPECT_TRUE(other.cancel()); });
+  canceller.join();
+  EXPECT_FALSE(raced.cancel_and_reset()) << "already cancelled from another thread";
+
+  TimerHandle ran = call_later(milliseconds(1), [&good] { ++good; });
+  co_await sleep(milliseconds(2));
+  EXPECT_FALSE(ran.cancel_and_reset());
+  TimerHandle due = call_at(clock->now(), [&bad] { ++bad; });
+  EXPECT_TRUE(due.cancel_and_reset());
+  co_await sleep(milliseconds(50));
+  EXPECT_EQ(bad.load(), 0) << "a cancelled timer fired";
+  EXPECT_EQ(good, 1);
+}
+
+TEST(TimerHandles, CancelAndReset) { run_manual(cancel_and_reset_everywhere); }
+
 TEST(TimerHandles, DefaultHandle) {
   TimerHandle h;
+  EXPECT_FALSE(h.cancel_and_reset());
   EXPECT_FALSE(h.cancel());
   EXPECT_FALSE(h.cancelled());
   EXPECT_EQ(h.when(), TimePoint{});

@@ -183,6 +183,33 @@ TEST(TimerWheel, EqualDeadlinesFireInArmingOrderFromEveryLevel) {
   EXPECT_EQ(order, (std::vector<int>{100, 0, 1, 2, 3}));
 }
 
+// cancel_and_release drops the wheel's reference and the caller's at once,
+// from a slot, from the heap, after a cancel from elsewhere, after firing.
+TEST(TimerWheel, CancelAndReleaseFromEveryPlace) {
+  TimerWheel w;
+  Recorder r;
+  TimerEntry* in_slot = w.add(at(100 * kTick), at(0), r.make(0)).leak();
+  EXPECT_EQ(TimerWheel::level_of_for_testing(*in_slot), 1);
+  TimerEntry* in_heap = w.add(at(0), at(0), r.make(1)).leak();  // due at once
+  EXPECT_EQ(TimerWheel::level_of_for_testing(*in_heap), -1);
+  RefPtr<TimerEntry> kept = w.add(at(200 * kTick), at(0), r.make(2));
+  TimerEntry* cancelled_elsewhere = RefPtr<TimerEntry>(kept).leak();
+  ASSERT_TRUE(kept->try_cancel());
+  TimerEntry* fired = w.add(at(300 * kTick), at(0), r.make(3)).leak();
+  EXPECT_EQ(w.size(), 4u);
+  EXPECT_TRUE(w.cancel_and_release(in_slot));
+  EXPECT_TRUE(w.cancel_and_release(in_heap));
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_FALSE(w.cancel_and_release(cancelled_elsewhere));
+  EXPECT_EQ(w.size(), 1u) << "taken out although another thread cancelled it";
+  EXPECT_EQ(kept->ref_count_for_testing(), 1u);
+  fire_due(w, 300 * kTick);
+  EXPECT_FALSE(w.cancel_and_release(fired));
+  EXPECT_EQ(w.size(), 0u);
+  ASSERT_EQ(r.fired.size(), 1u);
+  EXPECT_EQ(r.fired[0].first, 3);
+}
+
 TEST(TimerWheel, MatchesAReferenceModel) {
   std::mt19937_64 rng(20261202);
   for (int round = 0; round < testing::scaled(20, 4); ++round) {

@@ -129,6 +129,23 @@ void TimerWheel::remove(TimerEntry* e) noexcept {
   e->release();
 }
 
+bool TimerWheel::cancel_and_release(TimerEntry* e) noexcept {
+  const bool cancelled = e->cancel_on_loop();
+  std::uint32_t refs = 1;  // the caller's
+  // Still held here: not fired, so cancelled now (by this call or another
+  // thread's): out it goes, with the wheel's reference.
+  if (e->where_ == TimerEntry::kInWheel) {
+    unlink(e);
+    refs = 2;
+  } else if (e->where_ == TimerEntry::kInHeap) {
+    heap_erase(e);
+    refs = 2;
+  }
+  if (refs == 2) --size_;
+  e->release(refs);
+  return cancelled;
+}
+
 void TimerWheel::drop_cancelled_top() noexcept {
   while (!heap_.empty() && !heap_.front()->armed()) {
     TimerEntry* e = heap_.front();

@@ -73,8 +73,11 @@ class TimerEntry final {
   // from an existing reference; acq_rel decrement, so every use through any
   // reference happens-before the delete).
   void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() const noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  void release(std::uint32_t n = 1) const noexcept {
+    if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
+  }
+  std::uint32_t ref_count_for_testing() const noexcept {
+    return refs_.load(std::memory_order_relaxed);
   }
 
   TimePoint deadline() const noexcept { return TimePoint(Duration(deadline_ns_)); }
@@ -90,6 +93,14 @@ class TimerEntry final {
   friend class TimerWheel;
   enum : std::uint8_t { kArmed, kFired, kCancelled };
   enum : std::uint8_t { kNowhere, kInWheel, kInHeap };
+  // armed -> cancelled on the loop thread, where nothing fires the entry
+  // meanwhile: a load and a store. A try_cancel from another thread may
+  // come between them; both then report the cancel, which both are.
+  bool cancel_on_loop() noexcept {
+    if (state_.load(std::memory_order_acquire) != kArmed) return false;
+    state_.store(kCancelled, std::memory_order_release);
+    return true;
+  }
   bool try_fire() noexcept {
     std::uint8_t e = kArmed;
     return state_.compare_exchange_strong(e, kFired, std::memory_order_acq_rel);
@@ -140,6 +151,10 @@ class TimerWheel {
   RefPtr<TimerEntry> add(TimePoint deadline, TimePoint now, Callback cb);
   // Takes a (cancelled) entry out now. Loop thread only.
   void remove(TimerEntry* e) noexcept;
+  // Cancels `e` if it is armed, takes it out, and drops the caller's
+  // reference to it with the wheel's; true if the callback will now never
+  // run. Loop thread only.
+  bool cancel_and_release(TimerEntry* e) noexcept;
   // Deadline of the earliest armed timer; TimePoint::max() if none.
   TimePoint next_deadline() noexcept;
   // Pops the earliest timer due at `now` (deadline order, FIFO among equal
