@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Interleaved rounds of two builds of weft's bench, for before/after comparisons.
+
+  tools/ab.py BENCH_A BENCH_B ROUNDS [WORKLOAD...]
+  e.g. tools/ab.py /tmp/throughput-before bazel-out/k8-opt/bin/bench/throughput 5 W3 W6
+
+Runs `BENCH --workers=2 WORKLOAD...` for A and B in turn (the order alternates every round,
+so machine drift hits both alike) and prints, per metric, each side's median and the median
+of the per-round ratios (>1 = B better: lower for times, higher for rates). Copy the
+binaries out of bazel-out first: a build replaces them. For weft against a peer runtime use
+shared/perf/peers/versus.sh.
+"""
+import collections
+import statistics
+import subprocess
+import sys
+
+LOWER_IS_BETTER = {'wall_ms', 'cpu_ms', 'ns_per_task', 'ns_per_rtt', 'ns_per_yield',
+                   'ns_per_timeout', 'ns_per_timeout_armed', 'p50_us', 'p99_us'}
+INFO = {'n', 'tasks', 'work_ns'}
+
+
+def run(bench, workloads):
+    proc = subprocess.run([bench, '--workers=2'] + workloads, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f'ab: {bench} exited with {proc.returncode}:\n{proc.stderr}')
+    figures = {}
+    for line in proc.stdout.splitlines():
+        f = line.split()  # weft <workload> <metric> <value> <unit>
+        if len(f) >= 4 and f[0] == 'weft':
+            figures[(f[1], f[2])] = float(f[3])
+    return figures
+
+
+def main():
+    if len(sys.argv) < 4 or not sys.argv[3].isdigit() or int(sys.argv[3]) < 1:
+        sys.exit(__doc__)
+    a, b, rounds, workloads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    seen = {a: collections.defaultdict(list), b: collections.defaultdict(list)}
+    for r in range(rounds):
+        for bench in ((a, b) if r % 2 == 0 else (b, a)):
+            for key, value in run(bench, workloads).items():
+                seen[bench][key].append(value)
+    print('| workload | metric | A median | B median | B vs A (median of rounds, >1 = B better) '
+          '| rounds B better |')
+    print('|---|---|---:|---:|---:|---:|')
+    for key, va in seen[a].items():
+        vb = seen[b].get(key, [])
+        if key[1] in INFO or not vb:
+            continue
+        n = min(len(va), len(vb))
+        ratios = [va[i] / vb[i] if key[1] in LOWER_IS_BETTER else vb[i] / va[i] for i in range(n)]
+        better = sum(1 for x in ratios if x > 1)
+        print(f'| {key[0]} | {key[1]} | {statistics.median(va):.1f} | {statistics.median(vb):.1f} '
+              f'| {statistics.median(ratios):.2f} | {better}/{n} |')
+
+
+if __name__ == '__main__':
+    main()
