@@ -238,6 +238,15 @@ Coro<void> wait_for_armed_loop(benchmark::State& state) {
 void BM_WaitForArmed(benchmark::State& state) { run_in_runtime(wait_for_armed_loop(state)); }
 BENCHMARK(BM_WaitForArmed);
 
+// The same under weft::timeout (asyncio.timeout without its handle).
+Coro<void> timeout_armed_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(co_await timeout(std::chrono::seconds(10), yield_once_value()));
+  }
+}
+void BM_TimeoutArmed(benchmark::State& state) { run_in_runtime(timeout_armed_loop(state)); }
+BENCHMARK(BM_TimeoutArmed);
+
 // What 1,000,000 armed timers hold: bytes per call_later timer, from the
 // allocator's in-use count (mallinfo2, every arena) before and after arming
 // them (the handles' vector is reserved before the first reading). Reported

@@ -263,7 +263,7 @@ bool CancelScope::leave(const std::exception_ptr& e) {
 
 void CancelScope::throw_caught() const {
   if (expired()) {
-    throw TimeoutError("timeout: the scope's deadline passed before the operation finished");
+    throw TimeoutError(detail::kTimeoutExpiredMessage);
   }
   throw CancelledError(cancel_reason());
 }

@@ -254,6 +254,9 @@ class InlineTimeout {
   std::atomic<bool> fire_done_{false};
 };
 
+inline constexpr const char* kTimeoutExpiredMessage =
+    "timeout: the scope's deadline passed before the operation finished";
+
 struct ScopeAccess {
   static CancelScope expiring_after(Duration d) { return CancelScope::expiring_after(d); }
 };
@@ -344,9 +347,29 @@ class [[nodiscard]] CancelShieldedCheckpoint {
 };
 inline CancelShieldedCheckpoint cancel_shielded_checkpoint() { return {}; }
 
+// Without a Timeout handle nobody else can reach the scope: it is the one
+// wait_for uses, in this frame (no allocation, no second frame).
 template <typename T>
 Coro<T> timeout(Duration d, Coro<T> body) {
-  return detail::ScopeAccess::expiring_after(d).run_or_timeout(std::move(body));
+  detail::InlineTimeout scope;
+  // Expired at entry (d <= 0): the body still starts, and its first
+  // checkpoint raises (asyncio).
+  scope.enter(detail::current_task_base_checked("timeout()"), d);
+  std::exception_ptr error;
+  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(body);
+      value.emplace(true);
+    } else {
+      value.emplace(co_await std::move(body));
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (scope.leave(error)) throw TimeoutError(detail::kTimeoutExpiredMessage);
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*value);
 }
 template <detail::TimeoutCallable F>
 Coro<detail::TimeoutValue<F>> timeout(Duration d, F fn) {
