@@ -13,21 +13,35 @@
 
 namespace weft::detail {
 
+// The count itself, with the orders above; for objects that keep their own
+// (TimerEntry: no vtable pointer, so that it stays one 64-byte block).
+class RefCount {
+ public:
+  explicit RefCount(std::uint32_t initial = 1) noexcept : n_(initial) {}
+  void add() const noexcept { n_.fetch_add(1, std::memory_order_relaxed); }
+  // Drops `k` references; true if they were the last (then destroy).
+  bool drop(std::uint32_t k = 1) const noexcept {
+    return n_.fetch_sub(k, std::memory_order_acq_rel) == k;
+  }
+  // Acquire pairs with the acq_rel decrements of the references dropped
+  // before: a sole owner sees everything done through them.
+  bool sole() const noexcept { return n_.load(std::memory_order_acquire) == 1; }
+  std::uint32_t value_for_testing() const noexcept { return n_.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::atomic<std::uint32_t> n_;
+};
+
 class RefCounted {
  public:
-  void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void add_ref() const noexcept { refs_.add(); }
   void release() const noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      const_cast<RefCounted*>(this)->destroy();
-    }
+    if (refs_.drop()) const_cast<RefCounted*>(this)->destroy();
   }
   // True if the caller's reference is the only one: nobody else can reach
-  // the object (new references are made only from existing ones). Acquire
-  // pairs with the acq_rel decrements of the references dropped before.
-  bool sole_owner() const noexcept { return refs_.load(std::memory_order_acquire) == 1; }
-  std::uint32_t ref_count_for_testing() const noexcept {
-    return refs_.load(std::memory_order_relaxed);
-  }
+  // the object (new references are made only from existing ones).
+  bool sole_owner() const noexcept { return refs_.sole(); }
+  std::uint32_t ref_count_for_testing() const noexcept { return refs_.value_for_testing(); }
 
  protected:
   RefCounted() = default;
@@ -36,7 +50,7 @@ class RefCounted {
   virtual void destroy() noexcept { delete this; }
 
  private:
-  mutable std::atomic<std::uint32_t> refs_{1};
+  RefCount refs_;
 };
 
 struct AdoptRef {};

@@ -69,16 +69,12 @@ class TimerEntry final {
   TimerEntry(const TimerEntry&) = delete;
   TimerEntry& operator=(const TimerEntry&) = delete;
 
-  // For RefPtr. Any thread; the orders are RefCounted's (relaxed increment
-  // from an existing reference; acq_rel decrement, so every use through any
-  // reference happens-before the delete).
-  void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // For RefPtr, from any thread (RefCount's orders).
+  void add_ref() const noexcept { refs_.add(); }
   void release(std::uint32_t n = 1) const noexcept {
-    if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
+    if (refs_.drop(n)) delete this;
   }
-  std::uint32_t ref_count_for_testing() const noexcept {
-    return refs_.load(std::memory_order_relaxed);
-  }
+  std::uint32_t ref_count_for_testing() const noexcept { return refs_.value_for_testing(); }
 
   TimePoint deadline() const noexcept { return TimePoint(Duration(deadline_ns_)); }
   // armed -> cancelled; true if the callback will now never run.
@@ -108,7 +104,7 @@ class TimerEntry final {
 
   // Born with two references, the wheel's and the caller's (TimerWheel::add):
   // no increment to hand the second one out.
-  mutable std::atomic<std::uint32_t> refs_{2};
+  RefCount refs_{2};
   // Loop thread only, but state_.
   std::atomic<std::uint8_t> state_{kArmed};
   std::uint8_t where_ = kNowhere;  // picks the member of `at_`
