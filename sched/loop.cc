@@ -62,18 +62,19 @@ std::uint64_t next_random(std::uint64_t& s) {
 
 }  // namespace
 
+// On the owning loop the wheel cancels and takes the entry out at once;
+// elsewhere a CAS against the firing decides, and the loop drops the entry
+// when it reaches it (no lock of the loop's is taken).
 bool TimerHandle::cancel() noexcept {
-  if (!entry_ || !entry_->try_cancel()) return false;
-  // On the owning loop, take it out of the wheel at once; elsewhere the loop
-  // drops it when it reaches it (no lock of the loop's is taken).
-  if (t_worker != nullptr && t_worker == owner_) t_worker->timers_.remove(entry_.get());
-  return true;
+  if (!entry_) return false;
+  if (t_worker != nullptr && t_worker == owner_) return owner_->timers_.cancel(entry_.get(), false);
+  return entry_->try_cancel();
 }
 
 bool TimerHandle::cancel_and_reset() noexcept {
   if (!entry_) return false;
   Loop* owner = std::exchange(owner_, nullptr);
-  if (t_worker != nullptr && t_worker == owner) return owner->timers_.cancel_and_release(entry_.leak());
+  if (t_worker != nullptr && t_worker == owner) return owner->timers_.cancel(entry_.leak(), true);
   const bool cancelled = entry_->try_cancel();
   entry_.reset();
   return cancelled;

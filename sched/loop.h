@@ -51,8 +51,9 @@ class TimerHandle {
   // or was already cancelled).
   bool cancel() noexcept;
   // cancel(), then lets go of the timer (the handle is empty after): on the
-  // owning loop one atomic step instead of three, for code that arms and
-  // cancels a timer around nearly every operation (wait_for).
+  // owning loop the handle's and the wheel's references go in one
+  // decrement, for code that arms and cancels a timer around nearly every
+  // operation (wait_for).
   bool cancel_and_reset() noexcept;
   bool cancelled() const noexcept { return entry_ && entry_->cancelled(); }
   TimePoint when() const noexcept { return entry_ ? entry_->deadline() : TimePoint{}; }

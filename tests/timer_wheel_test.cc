@@ -111,8 +111,7 @@ TEST(TimerWheel, PastDeadlinesAreDueAtOnceAndTheHugestIsFine) {
   EXPECT_EQ(r.fired[0].first, 0);
   EXPECT_EQ(r.fired[1].first, 1);
   EXPECT_EQ(w.next_deadline(), TimePoint::max() - hours(1));
-  EXPECT_TRUE(huge->try_cancel());
-  w.remove(huge.get());
+  EXPECT_TRUE(w.cancel(huge.get(), false));
   EXPECT_EQ(w.next_deadline(), TimePoint::max());
   EXPECT_EQ(w.size(), 0u);
 }
@@ -122,8 +121,7 @@ TEST(TimerWheel, ACallbackCancelsATimerDueAtTheSameInstant) {
   bool second_ran = false;
   RefPtr<TimerEntry> second;
   auto first = w.add(at(100 * kTick), at(0), [&] {
-    EXPECT_TRUE(second->try_cancel());
-    w.remove(second.get());
+    EXPECT_TRUE(w.cancel(second.get(), false));
   });
   second = w.add(at(100 * kTick), at(0), [&] { second_ran = true; });
   fire_due(w, 100 * kTick);
@@ -183,9 +181,9 @@ TEST(TimerWheel, EqualDeadlinesFireInArmingOrderFromEveryLevel) {
   EXPECT_EQ(order, (std::vector<int>{100, 0, 1, 2, 3}));
 }
 
-// cancel_and_release drops the wheel's reference and the caller's at once,
+// cancel(e, true) drops the wheel's reference and the caller's at once,
 // from a slot, from the heap, after a cancel from elsewhere, after firing.
-TEST(TimerWheel, CancelAndReleaseFromEveryPlace) {
+TEST(TimerWheel, CancelAndDropFromEveryPlace) {
   TimerWheel w;
   Recorder r;
   TimerEntry* in_slot = w.add(at(100 * kTick), at(0), r.make(0)).leak();
@@ -197,14 +195,14 @@ TEST(TimerWheel, CancelAndReleaseFromEveryPlace) {
   ASSERT_TRUE(kept->try_cancel());
   TimerEntry* fired = w.add(at(300 * kTick), at(0), r.make(3)).leak();
   EXPECT_EQ(w.size(), 4u);
-  EXPECT_TRUE(w.cancel_and_release(in_slot));
-  EXPECT_TRUE(w.cancel_and_release(in_heap));
+  EXPECT_TRUE(w.cancel(in_slot, true));
+  EXPECT_TRUE(w.cancel(in_heap, true));
   EXPECT_EQ(w.size(), 2u);
-  EXPECT_FALSE(w.cancel_and_release(cancelled_elsewhere));
+  EXPECT_FALSE(w.cancel(cancelled_elsewhere, true));
   EXPECT_EQ(w.size(), 1u) << "taken out although another thread cancelled it";
   EXPECT_EQ(kept->ref_count_for_testing(), 1u);
   fire_due(w, 300 * kTick);
-  EXPECT_FALSE(w.cancel_and_release(fired));
+  EXPECT_FALSE(w.cancel(fired, true));
   EXPECT_EQ(w.size(), 0u);
   ASSERT_EQ(r.fired.size(), 1u);
   EXPECT_EQ(r.fired[0].first, 3);
@@ -237,8 +235,7 @@ TEST(TimerWheel, MatchesAReferenceModel) {
       } else if (op < 7 && !model.empty()) {
         auto it = model.begin();
         std::advance(it, static_cast<long>(rng() % model.size()));
-        ASSERT_TRUE(it->second->try_cancel());
-        w.remove(it->second.get());
+        ASSERT_TRUE(w.cancel(it->second.get(), false));
         model.erase(it);
       } else {
         const int shift = op == 9 ? static_cast<int>(rng() % 48) : static_cast<int>(rng() % 16);

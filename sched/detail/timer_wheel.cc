@@ -117,32 +117,21 @@ bool TimerWheel::pull_next() noexcept {
   return true;
 }
 
-void TimerWheel::remove(TimerEntry* e) noexcept {
-  if (e->where_ == TimerEntry::kInWheel) {
-    unlink(e);
-  } else if (e->where_ == TimerEntry::kInHeap) {
-    heap_erase(e);
-  } else {
-    return;
-  }
-  --size_;
-  e->release();
-}
-
-bool TimerWheel::cancel_and_release(TimerEntry* e) noexcept {
+bool TimerWheel::cancel(TimerEntry* e, bool drop_caller) noexcept {
   const bool cancelled = e->cancel_on_loop();
-  std::uint32_t refs = 1;  // the caller's
-  // Still held here: not fired, so cancelled now (by this call or another
-  // thread's): out it goes, with the wheel's reference.
-  if (e->where_ == TimerEntry::kInWheel) {
-    unlink(e);
-    refs = 2;
-  } else if (e->where_ == TimerEntry::kInHeap) {
-    heap_erase(e);
-    refs = 2;
+  std::uint32_t drops = drop_caller ? 1 : 0;
+  // Still held here means not fired, so cancelled now (by this call or by
+  // another thread's try_cancel): out it goes, with the wheel's reference.
+  if (e->where_ != TimerEntry::kNowhere) {
+    if (e->where_ == TimerEntry::kInWheel) {
+      unlink(e);
+    } else {
+      heap_erase(e);
+    }
+    --size_;
+    ++drops;
   }
-  if (refs == 2) --size_;
-  e->release(refs);
+  if (drops != 0) e->release(drops);
   return cancelled;
 }
 

@@ -29,12 +29,13 @@
 //    (pull_next), so it never passes an entry still in the wheel.
 //
 // Threads: the wheel and heap are touched only by the loop's thread. A
-// TimerEntry may be cancelled from any thread: `state_` moves armed ->
-// cancelled or armed -> fired by CAS, and the winner decides whether the
-// callback runs. A cancel on the loop's thread also unlinks the entry at
-// once (O(1) in the wheel, O(log n) in the heap); a cancel from another
-// thread leaves it to be dropped when it is reached, so that thread takes no
-// lock of the loop's.
+// TimerEntry may be cancelled from any thread. The firing (loop thread) and
+// a cancel from another thread move `state_` armed -> fired / armed ->
+// cancelled by CAS, and the winner decides whether the callback runs; a
+// cancel on the loop's thread needs only a load and a store (nothing fires
+// meanwhile) and also takes the entry out at once (O(1) in the wheel,
+// O(log n) in the heap). A cancel from another thread leaves the entry to be
+// dropped when it is reached, so that thread takes no lock of the loop's.
 #pragma once
 
 #include <array>
@@ -145,12 +146,12 @@ class TimerWheel {
   // lands on the levels of its own distances, not on the top one). The
   // returned entry is shared with the wheel.
   RefPtr<TimerEntry> add(TimePoint deadline, TimePoint now, Callback cb);
-  // Takes a (cancelled) entry out now. Loop thread only.
-  void remove(TimerEntry* e) noexcept;
-  // Cancels `e` if it is armed, takes it out, and drops the caller's
-  // reference to it with the wheel's; true if the callback will now never
-  // run. Loop thread only.
-  bool cancel_and_release(TimerEntry* e) noexcept;
+  // Cancels `e` if it is armed and takes it out at once (also one another
+  // thread cancelled), dropping the wheel's reference and, with
+  // `drop_caller`, the caller's in the same decrement. True if the callback
+  // will now never run because of this call. Loop thread only: nothing
+  // fires `e` meanwhile, so no CAS is needed (TimerEntry::cancel_on_loop).
+  bool cancel(TimerEntry* e, bool drop_caller) noexcept;
   // Deadline of the earliest armed timer; TimePoint::max() if none.
   TimePoint next_deadline() noexcept;
   // Pops the earliest timer due at `now` (deadline order, FIFO among equal
