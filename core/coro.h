@@ -18,6 +18,7 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "weft/core/detail/frame_alloc.h"
 #include "weft/core/detail/loop_base.h"
@@ -28,6 +29,10 @@ template <typename T>
 class Coro;
 namespace detail {
 class TaskBase;
+
+// What a Coro<T> produced, as a value type (std::monostate for void).
+template <typename T>
+using ValueOrMonostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 struct PromiseBase {
   static void* operator new(std::size_t size) { return allocate_frame(size); }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/spawn.h"
@@ -244,8 +245,14 @@ void InlineTimeout::disarm() noexcept {
 
 bool InlineTimeout::leave(const std::exception_ptr& e) {
   disarm();  // the callback is done with the scope, or will never run
-  task_->exit_scope(&state_, /*shared=*/false);
-  return scope_catches(task_, state_, cancels_at_entry_, e);
+  TaskBase* task = std::exchange(task_, nullptr);
+  task->exit_scope(&state_, /*shared=*/false);
+  return scope_catches(task, state_, cancels_at_entry_, e);
+}
+
+InlineTimeout::~InlineTimeout() {
+  disarm();
+  if (task_ != nullptr) task_->exit_scope(&state_, /*shared=*/false);
 }
 
 }  // namespace detail

@@ -230,9 +230,10 @@ class InlineTimeout {
   InlineTimeout() = default;
   InlineTimeout(const InlineTimeout&) = delete;
   InlineTimeout& operator=(const InlineTimeout&) = delete;
-  // A frame destroyed while suspended inside the scope (a runtime shutting
-  // down) still keeps the callback off the freed scope.
-  ~InlineTimeout() { disarm(); }
+  // A frame destroyed while suspended inside the scope (a task abandoned
+  // at shutdown) keeps the callback off the freed scope and takes the scope
+  // off its task's chain (frames go innermost first, so it is the innermost).
+  ~InlineTimeout();
 
   // Enters the scope in `task` (which is running) with a deadline `d` from
   // now; zero or negative has expired at entry (asyncio). Returns false if
@@ -241,6 +242,8 @@ class InlineTimeout {
   // Leaves; true if the scope catches `e`, a CancelledError its deadline
   // caused (CancelScope's rules).
   bool leave(const std::exception_ptr& e);
+  // task->cancelling() at entry.
+  int cancels_at_entry() const noexcept { return cancels_at_entry_; }
 
  private:
   // Cancels the timer, or waits until its claimed callback has returned.
@@ -248,7 +251,7 @@ class InlineTimeout {
 
   CancelScopeState state_;
   TimerHandle timer_;
-  TaskBase* task_ = nullptr;
+  TaskBase* task_ = nullptr;  // while entered
   int cancels_at_entry_ = 0;
   bool armed_ = false;
   std::atomic<bool> fire_done_{false};
@@ -356,11 +359,11 @@ Coro<T> timeout(Duration d, Coro<T> body) {
   // checkpoint raises (asyncio).
   scope.enter(detail::current_task_base_checked("timeout()"), d);
   std::exception_ptr error;
-  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  std::optional<detail::ValueOrMonostate<T>> value;
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(body);
-      value.emplace(true);
+      value.emplace();
     } else {
       value.emplace(co_await std::move(body));
     }

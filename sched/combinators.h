@@ -111,9 +111,6 @@ template <typename A>
 using AwaitableValue = typename AwaitableTraits<std::decay_t<A>>::value;
 template <typename A>
 using AwaitableFuture = typename AwaitableTraits<std::decay_t<A>>::future;
-template <typename T>
-using ValueOrMonostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-
 template <typename F>
 ValueOrMonostate<typename F::value_type> take_value_or_monostate(const F& f) {
   if constexpr (std::is_void_v<typename F::value_type>) {
@@ -351,10 +348,6 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
     }
     std::rethrow_exception(early);
   }
-  // Requests from outside (Task::cancel) counted so far: the scope cancels
-  // what this task awaits, never this task, so growth means someone else
-  // asked.
-  const int cancels_at_entry = self->cancelling();
   detail::InlineTimeout scope;
   if (!scope.enter(self, *timeout)) {
     if constexpr (kInline) {
@@ -382,7 +375,10 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
   // TimeoutError only if no request from outside came meanwhile. One that
   // reached `aw` (which perhaps swallowed it) is raised here; one still
   // pending is delivered now, or after the shield that defers it.
-  if (self->cancelling() > cancels_at_entry) {
+  // Requests from outside (Task::cancel) counted since entry: the scope
+  // cancels what this task awaits, never this task, so growth means someone
+  // else asked.
+  if (self->cancelling() > scope.cancels_at_entry()) {
     if (!self->cancel_pending()) throw CancelledError(self->last_cancel_message());
     self->throw_if_request_pending();
   }

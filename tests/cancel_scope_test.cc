@@ -803,5 +803,36 @@ WEFT_CO_TEST_WITH(ScopeRace, OutsideCancelVersusDeadlineAcrossWorkers, testing::
   }
 }
 
+// --- the frame-held timeout scope of wait_for and timeout ---------------------------
+
+// Destroyed while entered, as when its frame is destroyed while suspended in
+// it (a task abandoned at shutdown): its timer is cancelled, and the task is
+// outside it again (the chain does not keep a pointer into the dead frame).
+WEFT_MANUAL_TEST(InlineTimeoutScope, DestroyedWhileEnteredCancelsItsTimerAndLeavesTheChain, 1) {
+  detail::TaskBase* self = detail::current_task_base_checked("the test");
+  const TimePoint t0 = clock->now();
+  {
+    detail::InlineTimeout scope;
+    EXPECT_TRUE(scope.enter(self, milliseconds(5)));
+    EXPECT_EQ(current_effective_deadline(), t0 + milliseconds(5));
+  }
+  EXPECT_EQ(self->innermost_scope(), nullptr);
+  EXPECT_EQ(current_effective_deadline(), TimePoint::max());
+  co_await sleep(milliseconds(10));  // the cancelled timer does not fire into the freed scope
+  EXPECT_EQ(clock->now() - t0, milliseconds(10));
+}
+
+// Duration::max() saturates to "no deadline": no timer is armed, the body
+// runs to its end.
+WEFT_MANUAL_TEST(InlineTimeoutScope, DurationMaxMeansNoDeadline, 1) {
+  auto body = []() -> Coro<int> {
+    EXPECT_EQ(current_effective_deadline(), TimePoint::max());
+    co_await sleep(hours(24 * 365));
+    co_return 9;
+  };
+  EXPECT_EQ(co_await timeout(Duration::max(), body()), 9);
+  EXPECT_EQ(co_await wait_for(body(), Duration::max()), 9);
+}
+
 }  // namespace
 }  // namespace weft
