@@ -15,8 +15,9 @@ import statistics
 import subprocess
 import sys
 
-LOWER_IS_BETTER = {'wall_ms', 'cpu_ms', 'ns_per_task', 'ns_per_rtt', 'ns_per_yield',
-                   'ns_per_timeout', 'ns_per_timeout_armed', 'p50_us', 'p99_us'}
+# Rates are better higher, every other figure (times, latencies) lower: the rule of
+# shared/perf/peers/versus.sh, with the network workloads' rates added.
+HIGHER_IS_BETTER = {'best', 'median', 'post_best', 'calls_per_s', 'msgs_per_s', 'req_per_s'}
 INFO = {'n', 'tasks', 'work_ns'}
 
 
@@ -49,7 +50,7 @@ def main():
         if key[1] in INFO or not vb:
             continue
         n = min(len(va), len(vb))
-        ratios = [va[i] / vb[i] if key[1] in LOWER_IS_BETTER else vb[i] / va[i] for i in range(n)]
+        ratios = [vb[i] / va[i] if key[1] in HIGHER_IS_BETTER else va[i] / vb[i] for i in range(n)]
         better = sum(1 for x in ratios if x > 1)
         print(f'| {key[0]} | {key[1]} | {statistics.median(va):.1f} | {statistics.median(vb):.1f} '
               f'| {statistics.median(ratios):.2f} | {better}/{n} |')
