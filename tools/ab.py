@@ -37,16 +37,16 @@ def main():
     if len(sys.argv) < 4 or not sys.argv[3].isdigit() or int(sys.argv[3]) < 1:
         sys.exit(__doc__)
     a, b, rounds, workloads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-    seen = {a: collections.defaultdict(list), b: collections.defaultdict(list)}
+    seen = (collections.defaultdict(list), collections.defaultdict(list))  # A's, B's
     for r in range(rounds):
-        for bench in ((a, b) if r % 2 == 0 else (b, a)):
-            for key, value in run(bench, workloads).items():
-                seen[bench][key].append(value)
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            for key, value in run((a, b)[side], workloads).items():
+                seen[side][key].append(value)
     print('| workload | metric | A median | B median | B vs A (median of rounds, >1 = B better) '
           '| rounds B better |')
     print('|---|---|---:|---:|---:|---:|')
-    for key, va in seen[a].items():
-        vb = seen[b].get(key, [])
+    for key, va in seen[0].items():
+        vb = seen[1].get(key, [])
         if key[1] in INFO or not vb:
             continue
         n = min(len(va), len(vb))
