@@ -56,9 +56,10 @@ class TimerWheel;
 // wheel needs its list links, one in the heap its index and sequence number,
 // never both (a union); the reference count is its own, not RefCounted's, so
 // there is no vtable pointer. An armed timer holds 80 bytes (the block and
-// malloc's header; micro_bench's BM_TimersArmedMemory, 1,000,000 timers)
-// against 120 in the 4-ary heap this replaced (an 88-byte entry and its
-// slot in the heap's vector) and 144 with a 128-byte-class entry.
+// malloc's header) against 120 in the 4-ary heap this replaced (an 88-byte
+// entry and its slot in the heap's vector) and 144 with a 128-byte-class
+// entry: micro_bench's BM_TimersArmedMemory (1,000,000 timers), the three
+// builds run in one session.
 class TimerEntry final {
  public:
   // Made and freed as often as the futures they complete: from the pool.
