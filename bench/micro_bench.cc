@@ -10,8 +10,8 @@
 //
 // The frame-pool pairs (`pool:0` / `pool:1`) switch
 // weft::detail::set_frame_pool_enabled around the benchmark: pool:0 is what a
-// coroutine frame costs with the global operator new, pool:1 what it costs
-// with weft's per-thread free lists.
+// coroutine frame costs straight from the pool's backing allocator (oneTBB's
+// scalable allocator), pool:1 what it costs with weft's per-thread free lists.
 //
 //
 // WEFT_BENCH_ABSL_DEADLOCK_DETECTION=off switches Abseil's mutex deadlock
@@ -20,7 +20,6 @@
 //
 //   bazel run -c opt //bench:micro_bench
 //   bazel run -c opt //bench:micro_bench -- --benchmark_filter=Coro
-#include <malloc.h>
 
 #include <chrono>
 #include <cstdint>
@@ -30,6 +29,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
+#include "weft/bench/workloads.h"
 #include "weft/core/detail/frame_alloc.h"
 #include "weft/weft.h"
 
@@ -238,6 +238,26 @@ Coro<void> wait_for_armed_loop(benchmark::State& state) {
 void BM_WaitForArmed(benchmark::State& state) { run_in_runtime(wait_for_armed_loop(state)); }
 BENCHMARK(BM_WaitForArmed);
 
+// W6's armed timeout as the workload defines it (armed, then cancelled, no
+// scheduler turn inside, like Tokio's sleep polled once and dropped): a Coro
+// that returns at once, alone and under wait_for(10 s).
+Coro<int> ready_value() { co_return 1; }
+Coro<void> ready_coro_loop(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(co_await ready_value());
+}
+void BM_ReadyCoro(benchmark::State& state) { run_in_runtime(ready_coro_loop(state)); }
+BENCHMARK(BM_ReadyCoro);
+
+Coro<void> wait_for_armed_ready_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(co_await wait_for(ready_value(), std::chrono::seconds(10)));
+  }
+}
+void BM_WaitForArmedNoYield(benchmark::State& state) {
+  run_in_runtime(wait_for_armed_ready_loop(state));
+}
+BENCHMARK(BM_WaitForArmedNoYield);
+
 // The same under weft::timeout (asyncio.timeout without its handle).
 Coro<void> timeout_armed_loop(benchmark::State& state) {
   for (auto _ : state) {
@@ -248,24 +268,22 @@ void BM_TimeoutArmed(benchmark::State& state) { run_in_runtime(timeout_armed_loo
 BENCHMARK(BM_TimeoutArmed);
 
 // What 1,000,000 armed timers hold: bytes per call_later timer, from the
-// allocator's in-use count (mallinfo2, every arena) before and after arming
-// them (the handles' vector is reserved before the first reading). Reported
-// as the counter bytes_per_timer; the time is the arming.
+// process's resident set before and after arming them (the handles' vector
+// is reserved and touched before the first reading; VmRSS counts what every
+// allocator, the pool's included, took from the system). Reported as the
+// counter bytes_per_timer; the time is the arming. One iteration: a second
+// would reuse the pages the first one touched.
 Coro<void> timer_memory_loop(benchmark::State& state) {
   constexpr std::size_t kTimers = 1'000'000;
-  std::vector<TimerHandle> handles;
-  handles.reserve(kTimers);
-  const auto in_use = [] {
-    const struct mallinfo2 m = ::mallinfo2();
-    return static_cast<double>(m.uordblks + m.hblkhd);
-  };
+  std::vector<TimerHandle> handles(kTimers);
+  handles.clear();
   double bytes = 0;
   for (auto _ : state) {
-    const double before = in_use();
+    const double before = static_cast<double>(resident_bytes());
     for (std::size_t i = 0; i < kTimers; ++i) {
       handles.push_back(call_later(std::chrono::hours(1) + std::chrono::microseconds(i), [] {}));
     }
-    bytes = in_use() - before;
+    bytes = static_cast<double>(resident_bytes()) - before;
     state.PauseTiming();
     for (TimerHandle& h : handles) h.cancel();
     handles.clear();

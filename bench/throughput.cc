@@ -6,7 +6,7 @@
 //   throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] [WORKLOAD...]
 //   throughput [--scale=F] --server=PATH W8|W9...
 //   throughput [--workers=N] [--no-absl-deadlock-detection] echo-server|http-server <max_s>
-// WORKLOAD is a name (spawn_local, ...) or an id (W1..W9, any case); none
+// WORKLOAD is a name (spawn_local, ...) or an id (W1..W9, M1, any case); none
 // means W1-W7. --workers defaults to the core count. --scale multiplies the
 // sizes (for quick looks and the smoke test; figures are only comparable at
 // the default 1). --no-absl-deadlock-detection: see bench/README.md.
@@ -22,7 +22,7 @@
 // rejected before anything runs.
 //
 // Repetitions: W1, W2: 5 runs, best and median. W3: best of 3. W4-W7: median
-// of 3. W8, W9: one run of the defined length (0.5 s + 5 s; 5 s). Each of
+// of 3. W8, W9: one run of the defined length (0.5 s + 5 s; 5 s). M1: one run. Each of
 // W1-W7 gets one Runtime, reused by its runs; timing is done inside the
 // runtime (workloads.h). W8 and W9 start this binary as their server
 // (net_workloads.h).
@@ -382,6 +382,21 @@ void run_http_hello(const Options& o) {
   emit("http_hello", "p99_us", r.wrk.p99_us, 1, "us");
 }
 
+void run_idle_memory(const Options& o) {
+  const std::uint32_t tasks = scaled(1'000'000, o);
+  Runtime rt(runtime_options(o));
+  // One run: the figure is a size, not a time, and the allocator keeps what
+  // a first run touched, so a second run in the same process would read less.
+  IdleMemoryResult r = idle_memory(rt, tasks);
+  if (!check(r.woke == tasks, "idle_memory",
+             std::to_string(r.woke) + " of " + std::to_string(tasks) + " parked tasks woke")) {
+    return;
+  }
+  progress("  idle_memory: %u parked tasks added %.1f MB resident = %.1f bytes/task", tasks,
+           r.rss_growth / 1e6, r.bytes_per_task);
+  emit("idle_memory", "bytes_per_task", r.bytes_per_task, 1, "bytes");
+}
+
 // --- Registry -------------------------------------------------------------------
 
 struct Workload {
@@ -397,7 +412,7 @@ constexpr Workload kWorkloads[] = {
     {"W3", "fib", run_fib, true},                 {"W4", "ping_pong", run_ping_pong, true},
     {"W5", "yield_many", run_yield_many, true},   {"W6", "timers", run_timers, true},
     {"W7", "offload", run_offload, true},         {"W8", "tcp_echo", run_tcp_echo, false},
-    {"W9", "http_hello", run_http_hello, false},
+    {"W9", "http_hello", run_http_hello, false}, {"M1", "idle_memory", run_idle_memory, false},
 };
 
 bool matches(std::string_view arg, const char* id, const char* name) {
@@ -413,7 +428,7 @@ void usage(std::FILE* f) {
                "       throughput [--workers=N] [--no-absl-deadlock-detection] "
                "echo-server|http-server <max_s>\n"
                "       throughput [--scale=F] --server=PATH W8|W9...\n"
-               "WORKLOAD: a name or W1..W9; none runs W1-W7:");
+               "WORKLOAD: a name, W1..W9 or M1; none runs W1-W7:");
   for (const Workload& w : kWorkloads) std::fprintf(f, " %s(%s)", w.id, w.name);
   std::fprintf(f,
                "\n--workers=N  worker threads (default: the core count)\n"

@@ -120,6 +120,24 @@ TEST_P(WorkloadsTest, TimeoutsNeverFireAndReturnTheAwaitedValues) {
   }
 }
 
+TEST_P(WorkloadsTest, IdleMemoryParksEveryTaskThenWakesIt) {
+  IdleMemoryResult r = idle_memory(rt_, 20'000);
+  EXPECT_EQ(r.tasks, 20'000u);
+  EXPECT_EQ(r.woke, 20'000u);
+  // (The growth itself is not checked: pages earlier tests of this process
+  // touched and freed are reused. ResidentBytes checks the reading.)
+  EXPECT_DOUBLE_EQ(r.bytes_per_task, static_cast<double>(r.rss_growth) / 20'000);
+}
+
+TEST(ResidentBytes, GrowsWhenPagesAreTouched) {
+  const std::int64_t before = resident_bytes();
+  std::vector<char> block(64 << 20, 1);  // 64 MiB, every page written
+  const std::int64_t after = resident_bytes();
+  EXPECT_GT(before, 0);
+  EXPECT_GE(after - before, 48 << 20);
+  EXPECT_EQ(block[12345], 1);
+}
+
 TEST_P(WorkloadsTest, OffloadRunsEveryCallOffTheLoops) {
   const OffloadWork work = calibrate_offload_work(std::chrono::microseconds(2));
   for (std::uint32_t tasks : {16u, 1u, 500u}) {  // 500 > calls: one call per task
@@ -437,6 +455,12 @@ TEST(Harness, PrintsOneContractLinePerFigure) {
                                       "ping_pong ns_per_rtt ns", "fib n n", "fib tasks tasks",
                                       "fib wall_ms ms", "fib ns_per_task ns",
                                       "offload calls_per_s calls/s", "offload work_ns ns"}));
+}
+
+TEST(Harness, IdleMemoryIsM1AndNotADefault) {
+  Outcome o = run_harness("--workers=2 --scale=0.005 M1");
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_EQ(figures_of(o.out), (std::vector<std::string>{"idle_memory bytes_per_task bytes"}));
 }
 
 TEST(Harness, MeasuresTcpEchoThroughItsOwnServerMode) {

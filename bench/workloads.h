@@ -16,9 +16,10 @@
 //    task signals completion; nothing blocks on each submission);
 //  - W4 passes the counter through two `weft::Queue<std::uint64_t>(1)`;
 //  - W6's timeouts are `weft::wait_for(aw, 10s)`: around an already-finished
-//    Future (`ns_per_timeout`), and around a Coro that suspends once, like
-//    `weft::sleep(0s)` (`ns_per_timeout_armed`);
-//  - W7 offloads calibrated busy-work with `weft::to_thread`.
+//    Future (`ns_per_timeout`), and around a Coro that returns without
+//    suspending, under a timer armed and cancelled (`ns_per_timeout_armed`);
+//  - W7 offloads calibrated busy-work with `weft::to_thread`;
+//  - M1 parks its tasks on one `weft::Event`.
 //
 // Thread safety: call these from a thread that is not running a weft loop;
 // `rt` must not be running.
@@ -117,10 +118,10 @@ inline constexpr Duration kTimeoutThatNeverFires = std::chrono::seconds(10);
 // Future<std::uint64_t> already holding 1 (`ns_per_timeout`). weft's wait_for
 // returns an already-finished awaitable's value without arming a timer.
 TimeoutsResult timeouts_ready(Runtime& rt, std::uint32_t n);
-// `n` times `co_await weft::wait_for(yield_once(), kTimeoutThatNeverFires)`,
-// where yield_once() is a Coro that yields once (sleep(0)'s body) and returns
-// 1: wait_for wraps it in a task, finds it pending, arms the timer, suspends
-// until the task finished and cancels the timer (`ns_per_timeout_armed`).
+// `n` times `co_await weft::wait_for(ready_one(), kTimeoutThatNeverFires)`,
+// where ready_one() is a Coro that returns 1 without suspending: wait_for
+// runs it inline under a timeout scope, which arms a timer in the loop's
+// wheel at entry and cancels it at exit (`ns_per_timeout_armed`).
 TimeoutsResult timeouts_armed(Runtime& rt, std::uint32_t n);
 
 // --- W7 offload -------------------------------------------------------------
@@ -151,5 +152,20 @@ struct OffloadResult {
 // calls / tasks (+1 for the first calls % tasks) of them one after the other:
 // `co_await weft::to_thread(offload_work, work.iterations)` in a loop.
 OffloadResult offload(Runtime& rt, std::uint32_t calls, std::uint32_t tasks, OffloadWork work);
+
+// --- M1 idle_memory -----------------------------------------------------------
+// The process's resident memory now (VmRSS, from /proc/self/statm), in bytes.
+std::int64_t resident_bytes();
+
+struct IdleMemoryResult {
+  std::uint32_t tasks = 0;
+  std::uint64_t woke = 0;          // tasks that returned after the event was set (== tasks)
+  std::int64_t rss_growth = 0;     // bytes the parked tasks added to the resident set
+  double bytes_per_task = 0;       // rss_growth / tasks
+};
+// One task makes `tasks` tasks that each await one Event (their handles kept
+// in a vector reserved beforehand), waits until every one is parked on it,
+// reads the resident set's growth, then sets the event and joins them all.
+IdleMemoryResult idle_memory(Runtime& rt, std::uint32_t tasks);
 
 }  // namespace weft::bench
