@@ -46,9 +46,9 @@ void* backing_allocate(std::size_t size) { return ::operator new(size); }
 void backing_free(void* p) noexcept { ::operator delete(p); }
 #endif
 
-constexpr std::size_t kClassBytes = 64;
-constexpr std::size_t kNumClasses = 16;  // frames up to 1 KiB are pooled
-constexpr std::size_t kMaxCachedBytesPerClass = 256 * 1024;
+constexpr std::size_t kClassBytes = 16;
+constexpr std::size_t kNumClasses = 64;  // frames up to 1 KiB are pooled
+constexpr std::size_t kMaxCachedBytesPerClass = 128 * 1024;
 
 // Relaxed: the flag only chooses whether the per-thread cache is used; every
 // block of a pooled class comes from backing_allocate either way, so any

@@ -3,7 +3,7 @@
 //
 // g++ 12 heap-allocates every coroutine frame. Frames have a handful of
 // distinct sizes per program and are freed soon after they are made, so a
-// per-thread free list per 64-byte size class turns malloc+free into two
+// per-thread free list per 16-byte size class turns malloc+free into two
 // pointer moves. Each thread caches at most kMaxCachedBytesPerClass per class
 // (a block freed on another thread than it was made on joins that thread's
 // cache); the rest go back to the backing allocator, oneTBB's scalable

@@ -52,11 +52,12 @@ namespace weft::detail {
 
 class TimerWheel;
 
-// 64 bytes, one block of the frame pool's smallest class: an entry in the
+// 64 bytes, one block of the frame pool's 64-byte class: an entry in the
 // wheel needs its list links, one in the heap its index and sequence number,
 // never both (a union); the reference count is its own, not RefCounted's, so
-// there is no vtable pointer. An armed timer holds 80 bytes (the block and
-// malloc's header) against 120 in the 4-ary heap this replaced (an 88-byte
+// there is no vtable pointer. An armed timer holds 65 bytes of resident
+// memory (the pool's backing allocator keeps no header per block; 80 with
+// glibc's malloc) against 120 in the 4-ary heap this replaced (an 88-byte
 // entry and its slot in the heap's vector) and 144 with a 128-byte-class
 // entry: micro_bench's BM_TimersArmedMemory (1,000,000 timers), the three
 // builds run in one session.
@@ -128,7 +129,7 @@ class TimerEntry final {
   } at_{};
   Callback cb_;  // moved out by the loop thread when fired
 };
-static_assert(sizeof(TimerEntry) == 64, "one block of the frame pool's smallest class");
+static_assert(sizeof(TimerEntry) == 64, "one 64-byte block of the frame pool");
 
 class TimerWheel {
  public:
