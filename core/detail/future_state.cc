@@ -4,6 +4,8 @@
 
 namespace weft::detail {
 
+const std::string FutureStateBase::kNoMessage;
+
 bool CallbackNode::try_remove() noexcept {
   std::uint8_t expected = kArmed;
   if (!armed_.compare_exchange_strong(expected, kRemoved, std::memory_order_acq_rel)) {
@@ -73,7 +75,7 @@ bool FutureStateBase::try_set_exception(std::exception_ptr e) noexcept {
 }
 
 void FutureStateBase::set_cancelled_outcome(std::string msg) noexcept {
-  cancel_msg_ = std::move(msg);
+  if (!msg.empty()) cancel_msg_ = std::make_unique<std::string>(std::move(msg));
 }
 
 void FutureStateBase::set_exception_outcome(std::exception_ptr e) noexcept {
@@ -82,7 +84,7 @@ void FutureStateBase::set_exception_outcome(std::exception_ptr e) noexcept {
 
 std::exception_ptr FutureStateBase::exception() {
   if (!done()) throw InvalidStateError("exception is not set: " + describe() + " is pending");
-  if (outcome_ == Outcome::kCancelled) throw CancelledError(cancel_msg_);
+  if (outcome_ == Outcome::kCancelled) throw CancelledError(cancel_message());
   mark_retrieved();
   return exception_;
 }
@@ -91,7 +93,7 @@ void FutureStateBase::check_result() {
   if (!done()) throw InvalidStateError("result is not set: " + describe() + " is pending");
   switch (outcome_) {
     case Outcome::kCancelled:
-      throw CancelledError(cancel_msg_);
+      throw CancelledError(cancel_message());
     case Outcome::kException:
       mark_retrieved();
       std::rethrow_exception(exception_);

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -133,7 +134,9 @@ class FutureStateBase : public RefCounted {
   // stored exception if failed. Marks the exception retrieved.
   void check_result();
   // The cancellation message; valid once cancelled.
-  const std::string& cancel_message() const noexcept { return cancel_msg_; }
+  const std::string& cancel_message() const noexcept {
+    return cancel_msg_ ? *cancel_msg_ : kNoMessage;
+  }
 
   // Registers `w`; false if the state is already done (w not registered).
   bool add_waiter(Waiter* w) noexcept;
@@ -177,7 +180,10 @@ class FutureStateBase : public RefCounted {
   // release (acq_rel) orders after every access.
   std::atomic<bool> retrieved_{false};
   std::exception_ptr exception_;
-  std::string cancel_msg_;
+  // Out of line and only when there is one: most cancellations carry no
+  // message, and most futures are never cancelled.
+  std::unique_ptr<std::string> cancel_msg_;
+  static const std::string kNoMessage;
   // Callback nodes owned by this state. Pushed with a CAS by add_done_callback
   // (any thread); freed only by the destructor.
   std::atomic<CallbackNode*> owned_callbacks_{nullptr};

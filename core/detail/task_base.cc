@@ -24,14 +24,24 @@ TaskBase::TaskBase(LoopBase* loop, std::string&& name)
     : FutureStateBase(loop),
       // Relaxed: ids only need to be unique.
       id_(g_next_task_id.fetch_add(1, std::memory_order_relaxed)),
-      context_(current_context_data()),
-      named_(!name.empty()),
-      name_(std::move(name)) {}
+      context_(current_context_data()) {
+  if (!name.empty()) {
+    // Not yet reachable from another thread: no lock needed.
+    cold_ = std::make_unique<Cold>();
+    cold_->named = true;
+    cold_->name = std::move(name);
+  }
+}
+
+TaskBase::Cold& TaskBase::cold_locked() {
+  if (!cold_) cold_ = std::make_unique<Cold>();
+  return *cold_;
+}
 
 std::string TaskBase::name() const {
   {
     detail::SpinLockHolder lock(&mu_);
-    if (named_) return name_;
+    if (cold_ && cold_->named) return cold_->name;
   }
   // Formatted on demand: most tasks are never asked for their name.
   return absl::StrFormat("Task-%d", id_);
@@ -39,8 +49,9 @@ std::string TaskBase::name() const {
 
 void TaskBase::set_name(std::string name) {
   detail::SpinLockHolder lock(&mu_);
-  named_ = true;
-  name_ = std::move(name);
+  Cold& c = cold_locked();
+  c.named = true;
+  c.name = std::move(name);
 }
 
 std::string TaskBase::describe() const {
@@ -90,7 +101,7 @@ int TaskBase::uncancel() noexcept {
 
 std::string TaskBase::last_cancel_message() const {
   detail::SpinLockHolder lock(&mu_);
-  return cancel_request_msg_;
+  return cancel_request_msg_locked();
 }
 
 void TaskBase::run() noexcept {
@@ -121,7 +132,7 @@ bool TaskBase::take_must_cancel(std::string* msg) {
   if (!must_cancel_ || shielded_locked()) return false;  // a shield defers it
   must_cancel_ = false;
   must_cancel_flag_.store(false, std::memory_order_relaxed);
-  *msg = cancel_request_msg_;
+  *msg = cancel_request_msg_locked();
   return true;
 }
 
@@ -136,7 +147,7 @@ void TaskBase::deliver(std::string msg) {
   RefPtr<FutureStateBase> w;
   {
     detail::SpinLockHolder lock(&mu_);
-    cancel_request_msg_ = msg;
+    set_cancel_request_msg_locked(msg);
     if (shielded_locked()) {
       // Inside a shielded scope: deliver at the first checkpoint after it.
       must_cancel_ = true;
@@ -182,7 +193,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
       scope_cancelled = scope_cancellation(scope_top_, &msg);
     }
     cancel_now = !scope_cancelled && must_cancel_ && !shielded_locked();
-    if (cancel_now) msg = cancel_request_msg_;
+    if (cancel_now) msg = cancel_request_msg_locked();
   }
   if (scope_cancelled) {
     f.cancel(msg);  // the wait below ends at once
@@ -373,7 +384,7 @@ void TaskBase::on_shield_lowered(CancelScopeState*) {
       request = true;
       must_cancel_ = false;
       must_cancel_flag_.store(false, std::memory_order_relaxed);
-      msg = cancel_request_msg_;
+      msg = cancel_request_msg_locked();
     }
     w = waiter_;
   }

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/base/attributes.h"
@@ -267,16 +268,29 @@ class TaskBase : public FutureStateBase {
   std::atomic<int> num_cancels_{0};
   std::atomic<bool> must_cancel_flag_{false};
 
+  // What most tasks never use, out of line: made by the first name or the
+  // first cancellation request with a message.
+  struct Cold {
+    // An unnamed task is called "Task-<id>" (asyncio's default), formatted
+    // when asked for; set_name() names it, even with "".
+    bool named = false;
+    std::string name;
+    // The latest request's message; kept after its delivery, for built-ins
+    // that must re-raise a request their inner await swallowed (wait_for).
+    std::string cancel_request_msg;
+  };
+  Cold& cold_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string cancel_request_msg_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return cold_ ? cold_->cancel_request_msg : std::string();
+  }
+  void set_cancel_request_msg_locked(const std::string& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (cold_ || !msg.empty()) cold_locked().cancel_request_msg = msg;
+  }
+
   mutable detail::SpinLock mu_;
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
   bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
-  // The latest request's message; kept after its delivery, for built-ins
-  // that must re-raise a request their inner await swallowed (wait_for).
-  std::string cancel_request_msg_ ABSL_GUARDED_BY(mu_);
-  // An unnamed task is called "Task-<id>" (asyncio's default), formatted
-  // when asked for; set_name() names it, even with "".
-  bool named_ ABSL_GUARDED_BY(mu_);
-  std::string name_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Cold> cold_ ABSL_GUARDED_BY(mu_);
   // Innermost active cancel scope. Written by the task's thread under mu_;
   // that thread may read it without the lock.
   CancelScopeState* scope_top_ ABSL_GUARDED_BY(mu_) = nullptr;
