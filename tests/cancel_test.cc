@@ -387,6 +387,33 @@ WEFT_CO_TEST(CancelResult, RepeatedRequestsAreCountedAndDeliveredOnce) {
   EXPECT_EQ(t.uncancel(), 0);
 }
 
+// asyncio's Task.cancel stores each request's message (`_cancel_message =
+// msg`), so the latest request decides, also when it carries none. (A task
+// keeps its messages out of line, made by the first one that has text.)
+WEFT_CO_TEST_WITH(CancelResult, TheLatestRequestsMessageWins, testing::test_options(1)) {
+  Task<int> a = create_task(quick(1));
+  a.cancel("first");
+  a.cancel();
+  auto ea = co_await raises<CancelledError>(a);
+  WEFT_CO_ASSERT_TRUE(ea.has_value());
+  EXPECT_EQ(ea->message(), "");
+  Task<int> b = create_task(quick(1));
+  b.cancel();
+  b.cancel("second");
+  auto eb = co_await raises<CancelledError>(b);
+  WEFT_CO_ASSERT_TRUE(eb.has_value());
+  EXPECT_EQ(eb->message(), "second");
+  // A plain future's message: none stored for an empty one, the text for another.
+  Future<int> f, g;
+  f.cancel();
+  g.cancel("why");
+  auto ef = co_await raises<CancelledError>(f);
+  auto eg = co_await raises<CancelledError>(g);
+  WEFT_CO_ASSERT_TRUE(ef.has_value() && eg.has_value());
+  EXPECT_EQ(ef->message(), "");
+  EXPECT_EQ(eg->message(), "why");
+}
+
 // One worker: the new task must not start before cancel() (docs/design.md).
 WEFT_CO_TEST_WITH(CancelResult, CancelBeforeStartCountsToo, testing::test_options(1)) {
   Task<int> t = create_task(quick(1));

@@ -342,6 +342,16 @@ WEFT_CO_TEST(TaskNames, ExplicitNameAndSetName) {
   EXPECT_EQ(t.get_name(), "after");
 }
 
+// asyncio: set_name('') names the task ''. create_task's empty name stands
+// for asyncio's name=None (docs/asyncio.md): the default name.
+WEFT_CO_TEST(TaskNames, AnEmptyNameIsStillAName) {
+  Task<int> t = create_task(value(1), "");
+  EXPECT_EQ(t.get_name(), "Task-" + std::to_string(t.id()));
+  t.set_name("");
+  EXPECT_EQ(t.get_name(), "");
+  co_await t;
+}
+
 Coro<std::string> own_name() {
   current_task().set_name("self-named");
   co_return current_task().get_name();
