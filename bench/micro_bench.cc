@@ -217,54 +217,54 @@ BENCHMARK(BM_TimerInsertCancel)->ArgName("pending")->Arg(0)->Arg(1000)->Arg(1000
 
 // --- Timeouts ----------------------------------------------------------------------------
 
-// A Coro that yields once, as W6's armed timeouts await; alone, then under
-// wait_for(10 s), which runs it inline in a timeout scope: the difference is
-// what an armed timeout costs (scope, timer armed and cancelled, checks).
+// An armed timeout's cost: a Coro awaited alone, under wait_for(10 s) (which
+// runs it inline in a timeout scope) and under timeout(10 s) (the same
+// frame-held scope); the difference is the timeout (scope, timer armed and
+// cancelled, checks). Two Coros: one that returns at once (W6's armed
+// timeout as the workload defines it: armed, then cancelled, no scheduler
+// turn inside, like Tokio's Sleep polled once and dropped), and one that
+// yields once, whose checkpoint also checks the deadline.
+Coro<int> ready_value() { co_return 1; }
 Coro<int> yield_once_value() {
   co_await yield_now();
   co_return 1;
 }
-Coro<void> yield_once_loop(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(co_await yield_once_value());
-}
-void BM_YieldOnceCoro(benchmark::State& state) { run_in_runtime(yield_once_loop(state)); }
-BENCHMARK(BM_YieldOnceCoro);
+using Body = Coro<int> (*)();
 
-Coro<void> wait_for_armed_loop(benchmark::State& state) {
+template <Body body>
+Coro<void> await_loop(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(co_await body());
+}
+template <Body body>
+Coro<void> wait_for_loop(benchmark::State& state) {
   for (auto _ : state) {
-    benchmark::DoNotOptimize(co_await wait_for(yield_once_value(), std::chrono::seconds(10)));
+    benchmark::DoNotOptimize(co_await wait_for(body(), std::chrono::seconds(10)));
   }
 }
-void BM_WaitForArmed(benchmark::State& state) { run_in_runtime(wait_for_armed_loop(state)); }
-BENCHMARK(BM_WaitForArmed);
-
-// W6's armed timeout as the workload defines it (armed, then cancelled, no
-// scheduler turn inside, like Tokio's sleep polled once and dropped): a Coro
-// that returns at once, alone and under wait_for(10 s).
-Coro<int> ready_value() { co_return 1; }
-Coro<void> ready_coro_loop(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(co_await ready_value());
+template <Body body>
+Coro<void> timeout_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(co_await timeout(std::chrono::seconds(10), body()));
+  }
 }
-void BM_ReadyCoro(benchmark::State& state) { run_in_runtime(ready_coro_loop(state)); }
+
+void BM_ReadyCoro(benchmark::State& state) { run_in_runtime(await_loop<ready_value>(state)); }
 BENCHMARK(BM_ReadyCoro);
-
-Coro<void> wait_for_armed_ready_loop(benchmark::State& state) {
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(co_await wait_for(ready_value(), std::chrono::seconds(10)));
-  }
-}
 void BM_WaitForArmedNoYield(benchmark::State& state) {
-  run_in_runtime(wait_for_armed_ready_loop(state));
+  run_in_runtime(wait_for_loop<ready_value>(state));
 }
 BENCHMARK(BM_WaitForArmedNoYield);
-
-// The same under weft::timeout (asyncio.timeout without its handle).
-Coro<void> timeout_armed_loop(benchmark::State& state) {
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(co_await timeout(std::chrono::seconds(10), yield_once_value()));
-  }
+void BM_YieldOnceCoro(benchmark::State& state) {
+  run_in_runtime(await_loop<yield_once_value>(state));
 }
-void BM_TimeoutArmed(benchmark::State& state) { run_in_runtime(timeout_armed_loop(state)); }
+BENCHMARK(BM_YieldOnceCoro);
+void BM_WaitForArmed(benchmark::State& state) {
+  run_in_runtime(wait_for_loop<yield_once_value>(state));
+}
+BENCHMARK(BM_WaitForArmed);
+void BM_TimeoutArmed(benchmark::State& state) {
+  run_in_runtime(timeout_loop<yield_once_value>(state));
+}
 BENCHMARK(BM_TimeoutArmed);
 
 // What 1,000,000 armed timers hold: bytes per call_later timer, from the
