@@ -181,7 +181,7 @@ ThreadCache* cache() {
 
 inline std::size_t class_of(std::size_t size) { return (size - 1) / kClassBytes; }
 
-void count(ThreadCache* c, bool allocated) {
+void count_block(ThreadCache* c, bool allocated) {
   if (c == nullptr) {
     registry().count_uncached(allocated);
     return;
@@ -194,7 +194,7 @@ void count(ThreadCache* c, bool allocated) {
 
 void* allocate_frame(std::size_t size) {
   ThreadCache* c = cache();
-  count(c, true);
+  count_block(c, true);
   const std::size_t cls = class_of(size);
   if (cls >= kNumClasses) return ::operator new(size);
   if (c != nullptr && g_pool_enabled.load(std::memory_order_relaxed)) {
@@ -206,7 +206,7 @@ void* allocate_frame(std::size_t size) {
 
 void deallocate_frame(void* p, std::size_t size) noexcept {
   ThreadCache* c = cache();
-  count(c, false);
+  count_block(c, false);
   const std::size_t cls = class_of(size);
   if (cls >= kNumClasses) {
     ::operator delete(p);
