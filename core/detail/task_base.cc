@@ -62,6 +62,7 @@ std::string TaskBase::waiting_on() const {
   RefPtr<FutureStateBase> w;
   {
     detail::SpinLockHolder lock(&mu_);
+    if (node_wait_ != nullptr) return node_wait_->ended() ? "" : node_wait_->what();
     w = waiter_;
   }
   if (!w || w->done()) return "";
@@ -71,17 +72,21 @@ std::string TaskBase::waiting_on() const {
 std::string TaskBase::await_chain() const {
   std::string out = describe();
   RefPtr<FutureStateBase> w;
+  std::string node_what;
   {
     detail::SpinLockHolder lock(&mu_);
+    if (node_wait_ != nullptr && !node_wait_->ended()) node_what = node_wait_->what();
     w = waiter_;
   }
-  for (int depth = 0; w && !w->done() && depth < 64; ++depth) {
+  for (int depth = 0; node_what.empty() && w && !w->done() && depth < 64; ++depth) {
     out += " -> awaits " + w->describe();
     auto* t = dynamic_cast<TaskBase*>(w.get());
     if (t == nullptr) break;
     detail::SpinLockHolder lock(&t->mu_);
+    if (t->node_wait_ != nullptr && !t->node_wait_->ended()) node_what = t->node_wait_->what();
     w = t->waiter_;
   }
+  if (!node_what.empty()) out += " -> awaits " + node_what;
   return out;
 }
 
@@ -144,30 +149,45 @@ bool TaskBase::cancel(std::string msg) {
 }
 
 void TaskBase::deliver(std::string msg) {
-  RefPtr<FutureStateBase> w;
-  {
-    detail::SpinLockHolder lock(&mu_);
-    set_cancel_request_msg_locked(msg);
-    if (shielded_locked()) {
-      // Inside a shielded scope: deliver at the first checkpoint after it.
-      must_cancel_ = true;
-      must_cancel_flag_.store(true, std::memory_order_release);
+  RefPtr<FutureStateBase> tried;  // a future whose cancel() failed
+  for (;;) {
+    RefPtr<FutureStateBase> w;
+    {
+      detail::SpinLockHolder lock(&mu_);
+      if (!tried) {
+        set_cancel_request_msg_locked(msg);
+        if (shielded_locked()) {
+          // Inside a shielded scope: deliver at the first checkpoint after it.
+          set_must_cancel_locked();
+          return;
+        }
+      }
+      if (node_wait_ != nullptr) {
+        const std::uint8_t from = node_wait_->cancel_locked(msg);
+        // kIdle: the task is suspending and sees the cancellation as it arms.
+        if (from == WaitNode::kIdle) return;
+        // Ended already (it is being woken): deliver at the next checkpoint.
+        if (from != WaitNode::kArmed) {
+          set_must_cancel_locked();
+          return;
+        }
+      } else if (!waiter_ || waiter_ == tried) {
+        // Not waiting (or its wait is ending): deliver at the next checkpoint.
+        set_must_cancel_locked();
+        return;
+      } else {
+        w = waiter_;
+      }
+    }
+    // We ended the node wait of a suspended task: nobody else will wake it.
+    if (!w) {
+      schedule(Wake::kNotify);
       return;
     }
-    w = waiter_;
-  }
-  for (;;) {
     // Cancel what the task waits on outside our lock: that may take the
     // waiter's own lock (a task awaiting a task), and we never hold two.
-    if (w && !w->done() && w->cancel(msg)) return;
-    detail::SpinLockHolder lock(&mu_);
-    if (waiter_ == w) {
-      // Not waiting (or its wait is ending): deliver at the next checkpoint.
-      must_cancel_ = true;
-      must_cancel_flag_.store(true, std::memory_order_release);
-      return;
-    }
-    w = waiter_;  // it suspended on something new meanwhile: cancel that
+    if (!w->done() && w->cancel(msg)) return;
+    tried = std::move(w);  // if it suspended on something new meanwhile, cancel that
   }
 }
 
@@ -186,6 +206,7 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   {
     detail::SpinLockHolder lock(&mu_);
     waiter_ = RefPtr<FutureStateBase>(&f);
+    node_wait_ = nullptr;  // ended and unpublished by its awaiter already
     // Level-triggered: a cancelled scope cancels every wait inside it. Read
     // again under the lock: a scope cancel() racing with this suspension
     // either sees the new waiter or is seen here.
@@ -206,6 +227,67 @@ bool TaskBase::suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<>
   }
   return f.add_waiter(&w);
   // If true, *this may now be running on another thread.
+}
+
+bool TaskBase::suspend_on_node(WaitNode& n, std::coroutine_handle<> h) {
+  resume_point_ = h;
+  std::string msg;
+  CancelScopeState* top = innermost_scope();
+  bool scope_cancelled = ABSL_PREDICT_FALSE(top != nullptr) && check_scopes(top, &msg);
+  RefPtr<FutureStateBase> stale;  // released outside the lock
+  {
+    detail::SpinLockHolder lock(&mu_);
+    stale = std::move(waiter_);
+    node_wait_ = &n;
+    if (ABSL_PREDICT_FALSE(scope_top_ != nullptr) && !scope_cancelled) {
+      scope_cancelled = scope_cancellation(scope_top_, &msg);
+    }
+    if (scope_cancelled) {
+      n.cancel_locked(msg);  // the arm below fails: no suspension
+    } else if (must_cancel_ && !shielded_locked()) {
+      // As in suspend_on: ending the wait consumes the request, unless a
+      // waker ended it first (then the request stays for the next checkpoint).
+      if (n.cancel_locked(cancel_request_msg_locked()) == WaitNode::kIdle) {
+        must_cancel_ = false;
+        must_cancel_flag_.store(false, std::memory_order_relaxed);
+      }
+    }
+  }
+  return n.arm();
+  // If true, *this may now be running on another thread.
+}
+
+bool TaskBase::end_node_wait(WaitNode& n, std::string* msg) noexcept {
+  detail::SpinLockHolder lock(&mu_);
+  if (node_wait_ == &n) node_wait_ = nullptr;
+  // Relaxed: a cancellation was made under this lock.
+  if (n.state_.load(std::memory_order_relaxed) != WaitNode::kCancelled) return false;
+  if (n.cancel_msg_) {
+    *msg = std::move(*n.cancel_msg_);
+    n.cancel_msg_.reset();
+  }
+  return true;
+}
+
+bool WaitNode::wake() noexcept {
+  TaskBase* task = task_;  // read first: once ended, *this may be destroyed
+  std::uint8_t from = state_.load(std::memory_order_relaxed);
+  do {
+    if (from >= kWoken) return false;
+  } while (!state_.compare_exchange_weak(from, kWoken, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+  if (from == kArmed) task->schedule(Wake::kNotify);  // else it sees kWoken as it arms
+  return true;
+}
+
+std::uint8_t WaitNode::cancel_locked(const std::string& msg) {
+  std::uint8_t from = state_.load(std::memory_order_relaxed);
+  do {
+    if (from >= kWoken) return from;
+  } while (!state_.compare_exchange_weak(from, kCancelled, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+  if (!msg.empty()) cancel_msg_ = std::make_unique<std::string>(msg);
+  return from;
 }
 
 void TaskBase::suspend_and_yield(std::coroutine_handle<> h) noexcept {
@@ -360,13 +442,24 @@ bool TaskBase::inside_locked(const CancelScopeState* s) const {
 
 void TaskBase::wake_for_scope(CancelScopeState* s, const std::string& reason) {
   RefPtr<FutureStateBase> w;
+  bool reschedule = false;
   {
     detail::SpinLockHolder lock(&mu_);
     if (!inside_locked(s)) return;
-    w = waiter_;
+    if (node_wait_ != nullptr) {
+      // Only a suspended task needs waking: one that is suspending sees the
+      // ended wait as it arms, one that is running checks the scope.
+      reschedule = node_wait_->cancel_locked(reason) == WaitNode::kArmed;
+    } else {
+      w = waiter_;
+    }
   }
-  // If it is running now, its next checkpoint sees the cancelled scope.
-  if (w && !w->done()) w->cancel(reason);
+  if (reschedule) {
+    schedule(Wake::kNotify);  // we ended its node wait: nobody else wakes it
+  } else if (w && !w->done()) {
+    // If it is running now, its next checkpoint sees the cancelled scope.
+    w->cancel(reason);
+  }
 }
 
 void TaskBase::on_shield_lowered(CancelScopeState*) {
@@ -376,6 +469,7 @@ void TaskBase::on_shield_lowered(CancelScopeState*) {
   std::string msg;
   bool scope_cancelled = false;
   bool request = false;
+  bool reschedule = false;
   {
     detail::SpinLockHolder lock(&mu_);
     scope_cancelled = scope_top_ != nullptr && scope_cancellation(scope_top_, &msg);
@@ -386,9 +480,15 @@ void TaskBase::on_shield_lowered(CancelScopeState*) {
       must_cancel_flag_.store(false, std::memory_order_relaxed);
       msg = cancel_request_msg_locked();
     }
-    w = waiter_;
+    if (scope_cancelled && node_wait_ != nullptr) {
+      reschedule = node_wait_->cancel_locked(msg) == WaitNode::kArmed;
+    } else {
+      w = waiter_;
+    }
   }
-  if (scope_cancelled) {
+  if (reschedule) {
+    schedule(Wake::kNotify);  // we ended its node wait: nobody else wakes it
+  } else if (scope_cancelled) {
     if (w && !w->done()) w->cancel(msg);
   } else if (request) {
     deliver(std::move(msg));
@@ -412,6 +512,7 @@ void TaskBase::finish(Outcome outcome) noexcept {
     // The task no longer waits on anything; drop that reference now.
     detail::SpinLockHolder lock(&mu_);
     waiter_.reset();
+    node_wait_ = nullptr;  // unpublished by its awaiter already; a frame gone at teardown
   }
   mark_claimed();
   LoopBase* loop = this->loop();

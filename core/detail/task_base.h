@@ -15,6 +15,11 @@
 //
 // Cancellation (asyncio's protocol, made thread-safe with `mu_`, a SpinLock:
 // every section under it is a few pointer or flag updates):
+//  - `node_wait_` is the wait node (wait_node.h) the task is suspended on,
+//    if it suspended on one: published and unpublished by the task under
+//    `mu_`, ended as cancelled by cancel() under `mu_`, so cancel() never
+//    touches a node whose frame is gone. While it is set, it is what the
+//    task waits on, whatever `waiter_` holds.
 //  - `waiter_` is the future the task last suspended on. It is written only
 //    by the task itself (in suspend_on) and read by cancel(), both under
 //    `mu_`. It is not cleared on resume: cancelling a stale, already-done
@@ -41,6 +46,7 @@
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/context.h"
 #include "weft/core/detail/future_state.h"
+#include "weft/core/detail/wait_node.h"
 
 namespace weft::detail {
 
@@ -153,6 +159,15 @@ class TaskBase : public FutureStateBase {
   // Throws RuntimeError if f belongs to another runtime or is this task.
   // A checkpoint: a cancelled scope or a pending request cancels `f`.
   bool suspend_on(FutureStateBase& f, Waiter& w, std::coroutine_handle<> h);
+  // The same for a wait that is a node in the awaiting frame (wait_node.h):
+  // publishes `n` for cancellers, then arms it. A checkpoint like
+  // suspend_on: a cancelled scope or a pending request ends `n` as
+  // cancelled. False when the task must not suspend (n ended already).
+  bool suspend_on_node(WaitNode& n, std::coroutine_handle<> h);
+  // After a wait on `n` ended (or was given up): unpublishes it, so no
+  // canceller touches it any more. True if it ended as cancelled; then
+  // *msg is the cancellation's message.
+  bool end_node_wait(WaitNode& n, std::string* msg) noexcept;
   // Suspends at `h` and reschedules the task at the back of the queue.
   void suspend_and_yield(std::coroutine_handle<> h) noexcept;
   // A checkpoint on resume: raises CancelledError if a scope visible from
@@ -245,6 +260,12 @@ class TaskBase : public FutureStateBase {
   void throw_if_cancelled_slow();
   void throw_if_request_pending_slow();
   bool take_must_cancel(std::string* msg);
+  // Leaves a request pending for the task's next checkpoint.
+  void set_must_cancel_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    must_cancel_ = true;
+    // Release: pairs with the acquire loads of the lock-free checks.
+    must_cancel_flag_.store(true, std::memory_order_release);
+  }
   // Delivers a counted request: cancels what the task waits on, or leaves
   // the request pending for its next checkpoint.
   void deliver(std::string msg);
@@ -289,6 +310,7 @@ class TaskBase : public FutureStateBase {
 
   mutable detail::SpinLock mu_;
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
+  WaitNode* node_wait_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<Cold> cold_ ABSL_GUARDED_BY(mu_);
   // Innermost active cancel scope. Written by the task's thread under mu_;

@@ -63,7 +63,7 @@ Coro<std::size_t> Barrier::wait() {
         }
         break;
       }
-      visit.node.park(waiters_, task, Future<void>());  // until the next state change
+      visit.node.park(waiters_, task, "Barrier::wait()");  // until the next state change
     }
     co_await detail::ParkAwaiter(visit.node);  // CancelledError: `visit` unparks
   }
@@ -84,7 +84,7 @@ Coro<std::size_t> Barrier::wait() {
         }
         break;
       }
-      visit.node.park(waiters_, task, Future<void>());  // until the next state change
+      visit.node.park(waiters_, task, "Barrier::wait()");  // until the next state change
     }
     co_await detail::ParkAwaiter(visit.node);  // CancelledError: `visit` unparks and leaves
   }

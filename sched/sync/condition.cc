@@ -59,9 +59,8 @@ Coro<void> Condition::wait() {
   detail::TaskBase* task = detail::current_task_base_checked("Condition::wait()");
   ParkedNode parked(*this);
   {
-    Future<void> wakeup;
     detail::SpinLockHolder lock(&mu_);
-    parked.node.park(waiters_, task, std::move(wakeup));
+    parked.node.park(waiters_, task, "Condition::wait()");
   }
   // Only now release: whoever takes the lock next and notifies finds us parked.
   try {

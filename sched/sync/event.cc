@@ -27,11 +27,10 @@ EventStatistics Event::statistics() const {
   return EventStatistics{flag_.load(std::memory_order_relaxed), waiters_.size()};
 }
 
-bool Event::WaitOp::try_now_or_park(Node& node, detail::TaskBase* task,
-                                    Future<void> wakeup) {
+bool Event::WaitOp::try_now_or_park(Node& node, detail::TaskBase* task) {
   detail::SpinLockHolder lock(&event->mu_);
   if (event->flag_.load(std::memory_order_relaxed)) return true;  // under mu_
-  node.park(event->waiters_, task, std::move(wakeup));
+  node.park(event->waiters_, task, kWhat);
   return false;
 }
 

@@ -71,7 +71,7 @@ class Event {
     explicit WaitOp(Event* e) noexcept : event(e) {}
 
     bool try_now(Node&) noexcept { return event->is_set(); }
-    bool try_now_or_park(Node& node, detail::TaskBase* task, Future<void> wakeup);
+    bool try_now_or_park(Node& node, detail::TaskBase* task);
     void undo(Node&) noexcept {}
     void abandon(Node& node) noexcept;
     void take(Node&, bool) noexcept {}

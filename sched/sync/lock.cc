@@ -46,14 +46,13 @@ void Lock::release_from_guard() noexcept {
   detail::report_error("LockGuard: the lock was already released by someone else");
 }
 
-bool Lock::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task,
-                           Future<void> wakeup) {
+bool Lock::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, const char* what) {
   detail::SpinLockHolder lock(&mu_);
   if (!locked_) {
     locked_ = true;
     return true;
   }
-  node.park(waiters_, task, std::move(wakeup));
+  node.park(waiters_, task, what);
   return false;
 }
 

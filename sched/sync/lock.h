@@ -89,8 +89,8 @@ class Lock {
     explicit AcquireOp(Lock* l) noexcept : lock(l) {}
 
     bool try_now(Node&) { return lock->try_acquire(); }
-    bool try_now_or_park(Node& node, detail::TaskBase* task, Future<void> wakeup) {
-      return lock->acquire_or_park(node, task, std::move(wakeup));
+    bool try_now_or_park(Node& node, detail::TaskBase* task) {
+      return lock->acquire_or_park(node, task, kWhat);
     }
     void undo(Node&) noexcept { lock->release_from_guard(); }
     void abandon(Node& node) noexcept { lock->abandon(node); }
@@ -101,7 +101,7 @@ class Lock {
     Lock* lock;
   };
 
-  bool acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, Future<void> wakeup);
+  bool acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, const char* what);
   void abandon(detail::SyncWaiter& node) noexcept;
   // Releases without throwing (guards, cleanup); reports a misuse instead.
   void release_from_guard() noexcept;

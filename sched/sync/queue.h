@@ -246,7 +246,7 @@ class BasicQueue {
     static constexpr const char* kWhat = "Queue::get()";
     explicit GetOp(BasicQueue* queue) noexcept : q(queue) {}
     bool try_now(Node& n);
-    bool try_now_or_park(Node& n, detail::TaskBase* task, Future<void> wakeup);
+    bool try_now_or_park(Node& n, detail::TaskBase* task);
     void undo(Node& n) noexcept;
     void abandon(Node& n) noexcept;
     T take(Node& n, bool parked);
@@ -258,7 +258,7 @@ class BasicQueue {
     static constexpr const char* kWhat = "Queue::put()";
     PutOp(BasicQueue* queue, T&& v) noexcept : q(queue), item(std::move(v)) {}
     bool try_now(Node& n);
-    bool try_now_or_park(Node& n, detail::TaskBase* task, Future<void> wakeup);
+    bool try_now_or_park(Node& n, detail::TaskBase* task);
     void undo(Node&) noexcept {}  // a put that happened is not undone
     void abandon(Node& n) noexcept;
     void take(Node& n, bool parked);
@@ -271,7 +271,7 @@ class BasicQueue {
     static constexpr const char* kWhat = "Queue::join()";
     explicit JoinOp(BasicQueue* queue) noexcept : q(queue) {}
     bool try_now(Node&);
-    bool try_now_or_park(Node& n, detail::TaskBase* task, Future<void> wakeup);
+    bool try_now_or_park(Node& n, detail::TaskBase* task);
     void undo(Node&) noexcept {}
     void abandon(Node& n) noexcept;
     void take(Node&, bool) noexcept {}

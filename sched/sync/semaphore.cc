@@ -70,14 +70,13 @@ void Semaphore::release_from_guard() noexcept {
   detail::report_error("SemaphoreGuard: BoundedSemaphore released too many times");
 }
 
-bool Semaphore::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task,
-                                Future<void> wakeup) {
+bool Semaphore::acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, const char* what) {
   detail::SpinLockHolder lock(&mu_);
   if (value_ > 0) {
     --value_;
     return true;
   }
-  node.park(waiters_, task, std::move(wakeup));
+  node.park(waiters_, task, what);
   return false;
 }
 

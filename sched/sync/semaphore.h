@@ -98,8 +98,8 @@ class Semaphore {
     explicit AcquireOp(Semaphore* s) noexcept : sem(s) {}
 
     bool try_now(Node&) { return sem->try_acquire(); }
-    bool try_now_or_park(Node& node, detail::TaskBase* task, Future<void> wakeup) {
-      return sem->acquire_or_park(node, task, std::move(wakeup));
+    bool try_now_or_park(Node& node, detail::TaskBase* task) {
+      return sem->acquire_or_park(node, task, kWhat);
     }
     void undo(Node&) noexcept { sem->release_from_guard(); }
     void abandon(Node& node) noexcept { sem->abandon(node); }
@@ -110,7 +110,7 @@ class Semaphore {
     Semaphore* sem;
   };
 
-  bool acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, Future<void> wakeup);
+  bool acquire_or_park(detail::SyncWaiter& node, detail::TaskBase* task, const char* what);
   void abandon(detail::SyncWaiter& node) noexcept;
   // Gives back a permit that was acquired (guards, cleanup): never throws.
   void release_from_guard() noexcept;

@@ -189,11 +189,10 @@ bool BasicQueue<T, Buffer>::GetOp::try_now(Node& n) {
 }
 
 template <typename T, typename Buffer>
-bool BasicQueue<T, Buffer>::GetOp::try_now_or_park(Node& n, detail::TaskBase* task,
-                                                  Future<void> wakeup) {
+bool BasicQueue<T, Buffer>::GetOp::try_now_or_park(Node& n, detail::TaskBase* task) {
   detail::SpinLockHolder lock(&q->mu_);
   if (q->get_now_locked(n.item)) return true;
-  n.park(q->getters_, task, std::move(wakeup));
+  n.park(q->getters_, task, kWhat);
   return false;
 }
 
@@ -234,11 +233,10 @@ bool BasicQueue<T, Buffer>::PutOp::try_now(Node&) {
 }
 
 template <typename T, typename Buffer>
-bool BasicQueue<T, Buffer>::PutOp::try_now_or_park(Node& n, detail::TaskBase* task,
-                                                  Future<void> wakeup) {
+bool BasicQueue<T, Buffer>::PutOp::try_now_or_park(Node& n, detail::TaskBase* task) {
   detail::SpinLockHolder lock(&q->mu_);
   if (q->put_now_locked(item)) return true;
-  n.park(q->putters_, task, std::move(wakeup));
+  n.park(q->putters_, task, kWhat);
   return false;
 }
 
@@ -287,11 +285,10 @@ bool BasicQueue<T, Buffer>::JoinOp::try_now(Node&) {
 }
 
 template <typename T, typename Buffer>
-bool BasicQueue<T, Buffer>::JoinOp::try_now_or_park(Node& n, detail::TaskBase* task,
-                                                   Future<void> wakeup) {
+bool BasicQueue<T, Buffer>::JoinOp::try_now_or_park(Node& n, detail::TaskBase* task) {
   detail::SpinLockHolder lock(&q->mu_);
   if (q->unfinished_ == 0) return true;
-  n.park(q->joiners_, task, std::move(wakeup));
+  n.park(q->joiners_, task, kWhat);
   return false;
 }
 

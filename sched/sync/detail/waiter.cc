@@ -2,32 +2,31 @@
 
 namespace weft::detail {
 
-void SyncWaiter::park(WaiterList& list, TaskBase* task, Future<void> wakeup) noexcept {
-  assert(!linked_);
-  task_ = task;
-  wakeup_.emplace(std::move(wakeup));
+void SyncWaiter::park(WaiterList& list, TaskBase* task, const char* what) noexcept {
+  assert(!linked_ && !in_wait_);
+  reset(task, what);
   list.push_back(this);
 }
 
-bool SyncWaiter::try_wake() noexcept {
-  assert(!linked_ && wakeup_.has_value());
-  // Complete through a handle of our own: once the future completes, the
-  // woken task may run on another worker and destroy *this (and wakeup_)
-  // while publication is still in progress.
-  Future<void> wakeup = *wakeup_;
-  return wakeup.try_set_result();
-  // *this may be destroyed past this point if true.
+bool SyncWaiter::suspend(std::coroutine_handle<> h) {
+  in_wait_ = true;
+  return task()->suspend_on_node(*this, h);
+  // If true, *this may already be resumed on another thread.
 }
 
-bool SyncWaiter::suspend(std::coroutine_handle<> h) {
-  return task_->suspend_on(*wakeup_->state_base(), *this, h);
+bool SyncWaiter::end_wait(std::string* msg) noexcept {
+  in_wait_ = false;
+  std::string ignored;
+  return task()->end_node_wait(*this, msg != nullptr ? msg : &ignored);
 }
 
 void SyncWaiter::check_resumed() {
+  std::string msg;
+  const bool cancelled = end_wait(&msg);
   // Woken and cancelled at once: the task's pending request wins, like for
   // any future the task awaited (StateAwaiter does the same).
-  task_->throw_if_cancel_requested();
-  wakeup_->state_base()->check_result();  // CancelledError if cancelled
+  task()->throw_if_cancel_requested();
+  if (cancelled) throw CancelledError(std::move(msg));
 }
 
 void WaiterList::push_back(SyncWaiter* w) noexcept {

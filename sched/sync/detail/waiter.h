@@ -1,50 +1,51 @@
 // The waiter mechanism shared by weft's synchronization primitives (Event,
 // Lock, Semaphore, Condition, Barrier, the queues).
 //
-// Design. Every primitive keeps its state behind one absl::Mutex, together
+// Design. Every primitive keeps its state behind one SpinLock, together
 // with FIFO lists of parked tasks. A task that must wait parks a SyncWaiter:
-// an intrusive list node that lives in the awaiting coroutine's frame and
-// owns a weft::Future<void> made on the running loop (one future per wait).
-// The task then suspends on that future exactly as `co_await future` would
-// (TaskBase::suspend_on), so a Task::cancel() of the waiting task cancels the
-// future and wakes the task, like any other await.
+// an intrusive list node that lives in the awaiting coroutine's frame and is
+// itself the one-shot wait the task suspends on (core/detail/wait_node.h), so
+// a wait allocates nothing. TaskBase::suspend_on_node publishes it to the
+// task's cancellation protocol: a Task::cancel() of the waiting task, or a
+// cancelled scope around it, ends the node as cancelled and wakes the task,
+// as for any other await.
 //
-// Waking ("hand-off"). A waker, holding the primitive's mutex, unlinks a
+// Waking ("hand-off"). A waker, holding the primitive's lock, unlinks a
 // waiter, first writes whatever it hands over into the node (a queue item, a
-// grant flag), then completes the future with try_set_result. If the future
-// was cancelled first, try_set_result fails: the waker takes back what it
-// wrote and offers it to the next waiter. Ownership of a resource (a lock, a
-// permit, an item) therefore moves to a waiter at the moment its future
-// completes, under the mutex, and never to a waiter that was cancelled.
+// grant flag), then ends the wait with try_wake(). If the wait was cancelled
+// first, try_wake() fails: the waker takes back what it wrote and offers it
+// to the next waiter. Ownership of a resource (a lock, a permit, an item)
+// therefore moves to a waiter at the moment its wait ends, under the lock,
+// and never to a waiter that was cancelled.
 //
-// Cancellation. When the awaiting task resumes with CancelledError (its future
+// Cancellation. When the awaiting task resumes with CancelledError (its wait
 // was cancelled, or it was woken and cancelled before it ran), it takes the
-// mutex and looks at its node:
+// lock and looks at its node:
 //   linked            -> it was never woken: unlink it; nothing to give back.
-//   unlinked, woken() -> a waker completed its future: it owns what was handed
-//                        over and must give it back (release the lock, return
-//                        the permit, put the item back or pass it on).
-//   unlinked, !woken()-> a waker tried it and failed (the future was already
+//   unlinked, woken() -> a waker ended its wait: it owns what was handed over
+//                        and must give it back (release the lock, return the
+//                        permit, put the item back or pass it on).
+//   unlinked, !woken()-> a waker tried it and failed (the wait was already
 //                        cancelled): nothing was handed over.
-// Because wakers complete futures only under the mutex, the waiter sees a
-// settled state once it holds the mutex.
+// Because wakers end waits only under the lock, the waiter sees a settled
+// state once it holds the lock.
 //
-// Invariants (under the primitive's mutex):
+// Invariants (under the primitive's lock):
 //   - a node is linked in at most one list, and only between park() and the
 //     unlink by a waker or by its own task;
-//   - a linked node's future is pending or cancelled, never completed with a
-//     value (wakers unlink before completing);
+//   - a linked node was never woken (wakers unlink before waking);
 //   - after a successful try_wake() the waker never touches the node again:
 //     the woken task may already run on another worker and destroy it.
 //
 // Memory ordering. Everything a waker writes before try_wake() (node fields
-// and the primitive's state) happens-before the woken task runs: the future's
-// acq_rel publication, then the scheduler's queue hand-off, order it. Nodes
-// are otherwise only read or written under the primitive's mutex.
+// and the primitive's state) happens-before the woken task reads it: the
+// node's acq_rel state change, then the scheduler's queue hand-off, order it.
+// Nodes are otherwise only read or written under the primitive's lock.
 //
-// Thread safety: a SyncWaiter is used by its own task and, under the mutex of
-// the primitive it is parked on, by wakers on any thread. WaiterList is not
-// synchronized: its owner guards it with its mutex.
+// Thread safety: a SyncWaiter is used by its own task and, under the lock of
+// the primitive it is parked on, by wakers on any thread; cancellers reach
+// it only through its task (see wait_node.h). WaiterList is not
+// synchronized: its owner guards it with its lock.
 #pragma once
 
 #include <cassert>
@@ -58,62 +59,59 @@
 #include "weft/core/coro.h"
 #include "weft/core/detail/loop_base.h"
 #include "weft/core/detail/task_base.h"
+#include "weft/core/detail/wait_node.h"
 #include "weft/core/errors.h"
-#include "weft/core/future.h"
 
 namespace weft::detail {
 
 class WaiterList;
 
 // One task parked on a primitive. Not movable: lists point at it.
-class SyncWaiter : public Waiter {
+class SyncWaiter : public WaitNode {
  public:
   SyncWaiter() = default;
-  SyncWaiter(const SyncWaiter&) = delete;
-  SyncWaiter& operator=(const SyncWaiter&) = delete;
   ~SyncWaiter() {
     // Owners unlink their node before it dies (SyncAwaiter's destructor,
     // the RAII guards of Condition::wait and Barrier::wait).
     assert(!linked_ && "a SyncWaiter was destroyed while parked");
+    // A frame destroyed while its task was suspended here (teardown).
+    if (in_wait_) end_wait();
   }
 
-  // --- Under the mutex of the primitive owning `list` ---
+  // --- Under the lock of the primitive owning `list` ---
 
-  // Links *this at the back of `list`, to be woken through `wakeup` (a
-  // pending future of the running loop) by waking `task`. A node may be
-  // parked again once it has been unlinked.
-  void park(WaiterList& list, TaskBase* task, Future<void> wakeup) noexcept;
+  // Links *this at the back of `list`, to be woken by waking `task`; `what`
+  // names the wait in task dumps ("Event::wait()"). A node may be parked
+  // again once it has been unlinked and its last wait ended.
+  void park(WaiterList& list, TaskBase* task, const char* what) noexcept;
   bool linked() const noexcept { return linked_; }
-  // True if a waker completed the future: the waiter was handed what the
-  // primitive gives (and must give it back if it does not take it).
-  bool woken() const noexcept {
-    return wakeup_.has_value() && wakeup_->done() && !wakeup_->cancelled();
-  }
-  // Completes the future of an unlinked node. False if it was cancelled
-  // first. If true, *this may be destroyed past this call (the woken task
-  // may already be running on another worker).
-  bool try_wake() noexcept;
+  // woken(): true if a waker ended the wait (the waiter was handed what the
+  // primitive gives, and must give it back if it does not take it).
+  // Ends the wait of an unlinked node. False if it was cancelled first. If
+  // true, *this may be destroyed past this call (the woken task may already
+  // be running on another worker).
+  bool try_wake() noexcept { return wake(); }
 
-  // --- By the parked task, without the mutex ---
+  // --- By the parked task, without the lock ---
 
-  // True once park() was called (the node has a future).
-  bool parked() const noexcept { return wakeup_.has_value(); }
-  // Suspends the task until the future completes (TaskBase::suspend_on).
-  // False if it completed already (the task does not suspend).
+  // True once park() was called.
+  bool parked() const noexcept { return task() != nullptr; }
+  // Suspends the task until the wait ends (TaskBase::suspend_on_node).
+  // False if it ended already (the task does not suspend).
   bool suspend(std::coroutine_handle<> h);
-  // On resume: raises CancelledError if the future was cancelled or a
+  // On resume: raises CancelledError if the wait was cancelled or a
   // cancellation of the task is pending (woken and cancelled at once).
   void check_resumed();
 
  private:
   friend class WaiterList;
-  void notify(FutureStateBase&) noexcept final { task_->schedule(Wake::kNotify); }
+  // Unpublishes the node from its task; true if the wait was cancelled.
+  bool end_wait(std::string* msg = nullptr) noexcept;
 
   SyncWaiter* list_prev_ = nullptr;
   SyncWaiter* list_next_ = nullptr;
   bool linked_ = false;
-  TaskBase* task_ = nullptr;
-  std::optional<Future<void>> wakeup_;
+  bool in_wait_ = false;  // between suspend() and the end of the wait
 };
 
 // A waiter that can be handed an item (a queue's getter).
@@ -178,7 +176,7 @@ class [[nodiscard]] ParkAwaiter {
 //   static constexpr const char* kWhat;          // for error messages
 //   bool try_now(Node&);        // takes the mutex; completes the operation at
 //                               // once if it can (may throw, e.g. QueueShutDown)
-//   bool try_now_or_park(Node&, TaskBase*, Future<void>);
+//   bool try_now_or_park(Node&, TaskBase*);
 //                               // the same under one lock hold, parking the
 //                               // node in the right list when it cannot
 //   void undo(Node&) noexcept;  // gives back what try_now took (only used
@@ -243,9 +241,7 @@ class [[nodiscard]] SyncAwaiter {
     if (task == nullptr) {
       throw RuntimeError(std::string(Op::kWhat) + " must be awaited inside a weft task");
     }
-    // Made before taking the mutex: the lock hold stays short.
-    Future<void> wakeup;
-    if (op_.try_now_or_park(node_, task, std::move(wakeup))) {
+    if (op_.try_now_or_park(node_, task)) {
       state_ = kReady;
       return false;
     }
