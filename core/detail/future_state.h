@@ -171,14 +171,16 @@ class FutureStateBase : public RefCounted {
   CallbackNode* add_callback_node(CallbackNode* node);
   static constexpr std::uintptr_t kDoneTag = 1;
 
-  LoopBase* const loop_;
-  const std::uint64_t loop_id_;
+  // The byte-sized fields first: they fit in the tail padding of RefCounted
+  // (after its 4-byte count), which the ABI lets a derived class reuse.
   std::atomic<bool> claimed_{false};
-  std::atomic<std::uintptr_t> waiters_{0};
   Outcome outcome_ = Outcome::kPending;  // written by the claimer before publish
   // Relaxed: a diagnostic flag read only by the destructor, which the last
   // release (acq_rel) orders after every access.
   std::atomic<bool> retrieved_{false};
+  LoopBase* const loop_;
+  const std::uint64_t loop_id_;
+  std::atomic<std::uintptr_t> waiters_{0};
   std::exception_ptr exception_;
   // Out of line and only when there is one: most cancellations carry no
   // message, and most futures are never cancelled.
@@ -189,27 +191,23 @@ class FutureStateBase : public RefCounted {
   std::atomic<CallbackNode*> owned_callbacks_{nullptr};
 };
 
-// Value storage for a state of T (nothing for void). Written once by the
-// completer before publication; read after done() observed it.
+// Value storage for a state of T. Written once by the completer before
+// publication; read after done() observed it.
 template <typename T>
 class ValueStorage {
  public:
   template <typename... A>
   void emplace_value(A&&... a) {
-    if constexpr (!std::is_void_v<T>) value_.emplace(std::forward<A>(a)...);
+    value_.emplace(std::forward<A>(a)...);
   }
   // Only when the outcome is kValue.
-  std::add_lvalue_reference_t<const T> value() const noexcept {
-    if constexpr (!std::is_void_v<T>) return *value_;
-  }
+  const T& value() const noexcept { return *value_; }
   // What `co_await` hands back: a copy, or for move-only types the value
   // itself, moved out once (a second take is an InvalidStateError). `sole`:
   // the caller holds the only reference to the state, so nobody can read
   // the value after it: moved out even if it could be copied.
   T take_value(bool sole = false) {
-    if constexpr (std::is_void_v<T>) {
-      return;
-    } else if constexpr (std::is_copy_constructible_v<T>) {
+    if constexpr (std::is_copy_constructible_v<T>) {
       if (sole) return std::move(*value_);
       return *value_;
     } else {
@@ -221,9 +219,21 @@ class ValueStorage {
   }
 
  private:
-  struct Empty {};
-  std::conditional_t<std::is_void_v<T>, Empty, std::optional<T>> value_;
-  std::atomic<bool> value_moved_{false};
+  struct NoFlag {};
+  std::optional<T> value_;
+  // Only move-only results need it: a copyable one is copied out each time.
+  [[no_unique_address]] std::conditional_t<std::is_copy_constructible_v<T>, NoFlag,
+                                           std::atomic<bool>>
+      value_moved_{};
+};
+
+// Nothing to store for void: an empty base, which takes no room in a state.
+template <>
+class ValueStorage<void> {
+ public:
+  void emplace_value() noexcept {}
+  void value() const noexcept {}
+  void take_value(bool = false) noexcept {}
 };
 
 // The state of a plain Future<T>.

@@ -99,6 +99,15 @@ class CancelScopeState : public RefCounted {
   std::int64_t deadline_ns() const noexcept { return deadline_ns_.load(std::memory_order_relaxed); }
   void set_deadline_ns(std::int64_t d) noexcept { deadline_ns_.store(d, std::memory_order_relaxed); }
 
+  // The byte-sized fields first: they fit in the tail padding of RefCounted
+  // (after its 4-byte count), which the ABI lets a derived class reuse.
+ private:
+  mutable detail::SpinLock mu_;
+  std::atomic<bool> cancel_called_{false};
+  std::atomic<bool> expired_{false};
+  std::atomic<bool> shield_{false};
+
+ public:
   CancelScopeState* parent_ = nullptr;
 
  private:
@@ -109,12 +118,8 @@ class CancelScopeState : public RefCounted {
   // other means, so mu_ is not needed.
   void set_task_unshared(TaskBase* t) ABSL_NO_THREAD_SAFETY_ANALYSIS { task_ = t; }
 
-  mutable detail::SpinLock mu_;
   TaskBase* task_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string reason_ ABSL_GUARDED_BY(mu_);
-  std::atomic<bool> cancel_called_{false};
-  std::atomic<bool> expired_{false};
-  std::atomic<bool> shield_{false};
   std::atomic<std::int64_t> deadline_ns_{kNoDeadline};
 };
 
@@ -235,7 +240,7 @@ class TaskBase : public FutureStateBase {
   // Intrusive links for the runtime's registry of live tasks; owned by it.
   TaskBase* registry_prev_ = nullptr;
   TaskBase* registry_next_ = nullptr;
-  std::uint32_t registry_shard_ = 0;
+  // (The registry's shard index is with the small fields at the end.)
 
  protected:
   friend struct PromiseBase;
@@ -278,16 +283,12 @@ class TaskBase : public FutureStateBase {
   bool shielded_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool inside_locked(const CancelScopeState* s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Fields in an order without padding holes (the byte-sized ones last,
+  // together): a task's size is what a million idle ones cost.
   const std::uint64_t id_;
-  bool pinned_ = false;
   // The task's context variables: a copy of its creator's, current during
   // each step. Touched only by the thread running the task.
   ContextData context_;
-  // Written by the running thread; read by dumps from anywhere (relaxed: a
-  // diagnostic only).
-  std::atomic<bool> started_{false};
-  std::atomic<int> num_cancels_{0};
-  std::atomic<bool> must_cancel_flag_{false};
 
   // What most tasks never use, out of line: made by the first name or the
   // first cancellation request with a message.
@@ -308,14 +309,25 @@ class TaskBase : public FutureStateBase {
     if (cold_ || !msg.empty()) cold_locked().cancel_request_msg = msg;
   }
 
-  mutable detail::SpinLock mu_;
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
   WaitNode* node_wait_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<Cold> cold_ ABSL_GUARDED_BY(mu_);
   // Innermost active cancel scope. Written by the task's thread under mu_;
   // that thread may read it without the lock.
   CancelScopeState* scope_top_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  std::atomic<int> num_cancels_{0};
+  // Written by the running thread; read by dumps from anywhere (relaxed: a
+  // diagnostic only).
+  std::atomic<bool> started_{false};
+  std::atomic<bool> must_cancel_flag_{false};
+  bool pinned_ = false;
+  mutable detail::SpinLock mu_;
+  bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
+
+ public:
+  // The shard of the runtime's registry that links this task; owned by it.
+  std::uint32_t registry_shard_ = 0;
 };
 
 // The task running on this thread, or null.
