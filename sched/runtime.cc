@@ -7,11 +7,35 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
 #include "weft/sched/detail/offload_pool.h"
 
 namespace weft {
+
+namespace {
+// WEFT_DEBUG's spellings, as a user would write them in a shell. (Debian's
+// Abseil has its own string_view: absl::string_view, not std's.)
+std::optional<bool> parse_flag(absl::string_view v) {
+  for (absl::string_view on : {"1", "true", "yes", "on"}) {
+    if (absl::EqualsIgnoreCase(v, on)) return true;
+  }
+  for (absl::string_view off : {"0", "false", "no", "off"}) {
+    if (absl::EqualsIgnoreCase(v, off)) return false;
+  }
+  return std::nullopt;
+}
+
+// Reports a malformed environment variable once per process (every runtime
+// reads it; one warning is enough). `warned` is per variable.
+void warn_once(std::atomic<bool>& warned, Runtime& rt, const std::string& message) {
+  if (!warned.exchange(true, std::memory_order_relaxed)) rt.report_error(message);
+}
+std::atomic<bool> g_warned_debug{false};
+std::atomic<bool> g_warned_seed{false};
+}  // namespace
 
 Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   std::uint32_t n = options_.workers;
@@ -24,16 +48,31 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   }
   shuffle_seed_ = options_.shuffle_seed;
   if (const char* env = std::getenv("WEFT_SHUFFLE_SEED"); env != nullptr && *env != '\0') {
-    shuffle_seed_ = std::strtoull(env, nullptr, 10);
+    if (std::uint64_t seed = 0; absl::SimpleAtoi(env, &seed)) {
+      shuffle_seed_ = seed;
+    } else {
+      warn_once(g_warned_seed, *this,
+                absl::StrFormat("WEFT_SHUFFLE_SEED=\"%s\" is not a number (an unsigned 64-bit "
+                                "integer); it is ignored",
+                                env));
+    }
   }
   if (shuffle_seed_ != 0) {
     std::fprintf(stderr, "weft: shuffle mode, seed %llu (WEFT_SHUFFLE_SEED=%llu reproduces it)\n",
                  static_cast<unsigned long long>(shuffle_seed_),
                  static_cast<unsigned long long>(shuffle_seed_));
   }
+  // As PYTHONASYNCIODEBUG: the environment can turn debug mode on, not off.
   debug_ = options_.debug;
-  if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && std::string_view(env) == "1") {
-    debug_ = true;
+  if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && *env != '\0') {
+    if (std::optional<bool> on = parse_flag(env)) {
+      debug_ = debug_ || *on;
+    } else {
+      warn_once(g_warned_debug, *this,
+                absl::StrFormat("WEFT_DEBUG=\"%s\" is not one of 1/true/yes/on or "
+                                "0/false/no/off; debug mode is left %s",
+                                env, debug_ ? "on (RuntimeOptions::debug)" : "off"));
+    }
   }
   if (options_.task_factory) set_task_factory(std::move(options_.task_factory));
   idle_ = std::make_unique<detail::Idle>(n);

@@ -98,11 +98,15 @@ struct RuntimeOptions {
   // Seeded shuffle mode for tests: when non-zero, the scheduler makes
   // random (but seed-determined per worker) choices of queue order, to flush
   // out code that relies on a lucky interleaving. The environment variable
-  // WEFT_SHUFFLE_SEED overrides it; the seed in use is printed to stderr.
+  // WEFT_SHUFFLE_SEED overrides it; the seed in use is printed to stderr (a
+  // value that is not a number is reported once and ignored).
   std::uint64_t shuffle_seed = 0;
-  // Debug mode (also WEFT_DEBUG=1): warns about task steps and callbacks
-  // that block a loop longer than `slow_callback_threshold`, naming them;
-  // reports Coros destroyed without ever being awaited.
+  // Debug mode: warns about task steps and callbacks that block a loop
+  // longer than `slow_callback_threshold`, naming them; reports Coros
+  // destroyed without ever being awaited. WEFT_DEBUG=1 (true, yes, on, in
+  // any case) turns it on too; 0, false, no, off or empty leave it as set
+  // here (like PYTHONASYNCIODEBUG, the environment never turns it off);
+  // anything else is reported once and ignored.
   bool debug = false;
   Duration slow_callback_threshold = std::chrono::milliseconds(100);
   // Called with every error nobody else will see (exceptions from callbacks,

@@ -1,8 +1,9 @@
-// Debug mode (RuntimeOptions::debug / WEFT_DEBUG=1): the slow-step warning
+// Debug mode (RuntimeOptions::debug / WEFT_DEBUG=1, true, yes or on): the slow-step warning
 // naming the task, the never-awaited Coro report, and weft::dump_tasks().
 // No timing assertions beyond "a warning was produced".
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -85,18 +86,69 @@ TEST(DebugMode, NeverAwaitedCoroIsReported) {
   EXPECT_EQ(log.count({"without ever being awaited"}), 1) << log.dump();
 }
 
-TEST(DebugMode, WeftDebugEnvironmentVariableTurnsItOn) {
-  const char* old = std::getenv("WEFT_DEBUG");
-  std::string saved = old ? old : "";
-  setenv("WEFT_DEBUG", "1", 1);
-  ErrorLog log;
-  run(drop_a_coro(), testing::logged_options(log, 1));
-  if (old) {
-    setenv("WEFT_DEBUG", saved.c_str(), 1);
-  } else {
-    unsetenv("WEFT_DEBUG");
+// Sets an environment variable for one scope (restored after).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
   }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The never-awaited reports a run with WEFT_DEBUG=value makes.
+int never_awaited_reports_with(const char* value, ErrorLog& log) {
+  ScopedEnv env("WEFT_DEBUG", value);
+  run(drop_a_coro(), testing::logged_options(log, 1));
+  return log.count({"without ever being awaited"});
+}
+
+TEST(DebugMode, WeftDebugAcceptsTheUsualSpellingsOfOn) {
+  for (const char* on : {"1", "true", "yes", "on", "TRUE", "Yes", "ON"}) {
+    ErrorLog log;
+    EXPECT_EQ(never_awaited_reports_with(on, log), 1) << "WEFT_DEBUG=" << on << "\n" << log.dump();
+  }
+}
+
+TEST(DebugMode, WeftDebugAcceptsTheUsualSpellingsOfOff) {
+  for (const char* off : {"0", "false", "no", "off", "False", "OFF", ""}) {
+    ErrorLog log;
+    EXPECT_EQ(never_awaited_reports_with(off, log), 0) << "WEFT_DEBUG=" << off;
+    EXPECT_EQ(log.size(), 0u) << "WEFT_DEBUG=" << off << ": " << log.dump();
+  }
+}
+
+TEST(DebugMode, WeftDebugOffDoesNotOverrideTheOption) {
+  ScopedEnv env("WEFT_DEBUG", "0");
+  ErrorLog log;
+  run(drop_a_coro(), debug_options(log));
   EXPECT_EQ(log.count({"without ever being awaited"}), 1) << log.dump();
+}
+
+TEST(DebugMode, AnUnknownWeftDebugValueIsReportedOnce) {
+  ErrorLog first;
+  EXPECT_EQ(never_awaited_reports_with("maybe", first), 0) << "not turned on";
+  EXPECT_EQ(first.count({"WEFT_DEBUG=\"maybe\"", "1/true/yes/on", "left off"}), 1) << first.dump();
+  ErrorLog second;
+  EXPECT_EQ(never_awaited_reports_with("sure", second), 0);
+  EXPECT_EQ(second.count({"WEFT_DEBUG"}), 0) << "once per process: " << second.dump();
+}
+
+TEST(DebugMode, AMalformedShuffleSeedIsReportedAndIgnored) {
+  ScopedEnv env("WEFT_SHUFFLE_SEED", "12abc");
+  ErrorLog log;
+  EXPECT_EQ(run([]() -> Coro<int> { co_return 7; }(), testing::logged_options(log, 1)), 7);
+  EXPECT_EQ(log.count({"WEFT_SHUFFLE_SEED=\"12abc\"", "not a number"}), 1) << log.dump();
 }
 
 TEST(DebugMode, NeverAwaitedIsNotReportedWhenOff) {

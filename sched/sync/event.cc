@@ -11,7 +11,7 @@ void Event::set() {
   detail::SpinLockHolder lock(&mu_);
   if (flag_.load(std::memory_order_relaxed)) return;  // written only under mu_
   // Release: pairs with the acquire load of is_set() (the lock-free fast path
-  // of wait()); parked waiters are ordered by their futures instead.
+  // of wait()); parked waiters are ordered by their wait nodes instead.
   flag_.store(true, std::memory_order_release);
   waiters_.wake_all();
 }

@@ -127,7 +127,7 @@ class GrantWaiter final : public SyncWaiter {
   bool granted = false;  // written by the waker before try_wake()
 };
 
-// FIFO intrusive list of parked waiters. Guarded by its owner's mutex.
+// FIFO intrusive list of parked waiters. Guarded by its owner's lock.
 class WaiterList {
  public:
   WaiterList() = default;
@@ -174,7 +174,7 @@ class [[nodiscard]] ParkAwaiter {
 //   using Node = SyncWaiter (or a subclass that carries a payload);
 //   using Result = ...;                          // what co_await returns
 //   static constexpr const char* kWhat;          // for error messages
-//   bool try_now(Node&);        // takes the mutex; completes the operation at
+//   bool try_now(Node&);        // takes the lock; completes the operation at
 //                               // once if it can (may throw, e.g. QueueShutDown)
 //   bool try_now_or_park(Node&, TaskBase*);
 //                               // the same under one lock hold, parking the
