@@ -119,8 +119,10 @@ class ExceptionGroup : public Error {
   std::vector<std::exception_ptr> exceptions_;
 };
 
-// Text of any exception, including weft::BaseException and non-standard
-// types; for diagnostics.
+// Text of any exception for diagnostics: its dynamic type, demangled, and
+// its what() ("weft::TimeoutError: operation timed out",
+// "weft::CancelledError" for one without a message, "int (not derived from
+// std::exception)").
 std::string describe_exception(const std::exception_ptr& e);
 
 }  // namespace weft

@@ -824,7 +824,25 @@ TEST(FutureNeverRetrieved, ReportedExactlyOnceWhenDropped) {
   ErrorLog log;
   run(drop_failed_future(), testing::logged_options(log, 1));
   EXPECT_EQ(log.count({"never retrieved", "my error 1"}), 1) << log.dump();
+  EXPECT_EQ(log.count({"weft::(anonymous namespace)::MyError: my error 1"}), 1)
+      << "the report names the exception's type: " << log.dump();
   EXPECT_EQ(log.size(), 1u) << log.dump();
+}
+
+// --- describe_exception: the type and the text, for every report -----------------
+
+template <typename E>
+std::string describe(E e) {
+  return describe_exception(std::make_exception_ptr(std::move(e)));
+}
+
+TEST(DescribeException, NamesTheTypeAndTheText) {
+  EXPECT_EQ(describe(TimeoutError("late")), "weft::TimeoutError: late");
+  EXPECT_EQ(describe(std::runtime_error("boom")), "std::runtime_error: boom");
+  EXPECT_EQ(describe(CancelledError("stop")), "weft::CancelledError: stop");
+  EXPECT_EQ(describe(CancelledError()), "weft::CancelledError") << "no empty text after a colon";
+  EXPECT_EQ(describe(42), "int (not derived from std::exception)");
+  EXPECT_EQ(describe_exception(nullptr), "no exception");
 }
 
 Coro<void> drop_futures_that_were_looked_at() {
