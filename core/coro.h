@@ -16,6 +16,8 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <source_location>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -61,15 +63,30 @@ struct PromiseBase {
 
   // Debug mode: a Coro destroyed before anyone awaited it or made it a task
   // is reported (asyncio's "coroutine was never awaited").
-  static void report_never_awaited(const void* frame) noexcept;
+  static void report_never_awaited(const PromiseBase& p) noexcept;
+
+  // "weft::Coro<int> fetch(int) (src/fetch.cc:12)": the coroutine function,
+  // for reports and task dumps.
+  std::string where() const;
 
   std::coroutine_handle<> continuation_;  // the awaiting coroutine, if awaited
   TaskBase* root_task_ = nullptr;         // the task, if this is a task's body
   std::exception_ptr exception_;
+  // The coroutine function's definition (a pointer to static data: a store
+  // per call, for reports that name code instead of frame addresses).
+  std::source_location location_;
+
+ protected:
+  // The compiler constructs the promise with no arguments (no constructor
+  // takes the coroutine's parameters), so the default argument is evaluated
+  // in the coroutine function itself: its name and line.
+  explicit PromiseBase(std::source_location where) noexcept : location_(where) {}
 };
 
 template <typename T>
 struct Promise : PromiseBase {
+  explicit Promise(std::source_location where = std::source_location::current()) noexcept
+      : PromiseBase(where) {}
   Coro<T> get_return_object() noexcept;
   template <typename U = T>
   void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
@@ -84,6 +101,8 @@ struct Promise : PromiseBase {
 
 template <>
 struct Promise<void> : PromiseBase {
+  explicit Promise(std::source_location where = std::source_location::current()) noexcept
+      : PromiseBase(where) {}
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {
@@ -149,7 +168,7 @@ class [[nodiscard]] Coro {
     auto h = std::exchange(h_, {});
     const detail::PromiseBase& p = h.promise();
     if (!h.done() && !p.continuation_ && p.root_task_ == nullptr && detail::debug_enabled()) {
-      detail::PromiseBase::report_never_awaited(h.address());
+      detail::PromiseBase::report_never_awaited(p);
     }
     h.destroy();
   }

@@ -24,16 +24,26 @@ namespace detail {
 
 template <typename T>
 class TaskState final : public TaskBase, public ValueStorage<T> {
+  using Handle = typename Coro<T>::Handle;
+
  public:
   TaskState(LoopBase* loop, Coro<T>&& body, std::string&& name)
-      : TaskBase(loop, std::move(name)), body_(std::move(body)) {
-    body_.handle().promise().root_task_ = this;
-    resume_point_ = body_.handle();
+      : TaskBase(loop, std::move(name)) {
+    Handle h = body.release();
+    h.promise().root_task_ = this;
+    set_body_unshared(h);
+    resume_point_ = h;
   }
 
  private:
+  static Promise<T>& promise(std::coroutine_handle<> body) noexcept {
+    return Handle::from_address(body.address()).promise();
+  }
+  const PromiseBase& promise_of(std::coroutine_handle<> body) const noexcept override {
+    return promise(body);
+  }
   void on_body_done() noexcept override {
-    Promise<T>& p = body_.handle().promise();
+    Promise<T>& p = promise(body_unlocked());
     Outcome outcome;
     if (p.exception_) {
       outcome = record_exception(std::move(p.exception_));
@@ -43,12 +53,8 @@ class TaskState final : public TaskBase, public ValueStorage<T> {
       if constexpr (!std::is_void_v<T>) this->emplace_value(std::move(*p.value_));
       outcome = Outcome::kValue;
     }
-    body_.reset();     // the frame is at its final suspend: safe to destroy
-    finish(outcome);   // *this may be destroyed
+    finish(outcome);  // destroys the frame (at its final suspend: safe); *this may be destroyed
   }
-  void destroy_body() noexcept override { body_.reset(); }
-
-  Coro<T> body_;
 };
 
 }  // namespace detail

@@ -13,12 +13,18 @@ std::atomic<std::uint64_t> g_next_task_id{1};
 
 void PromiseBase::finish_root(TaskBase* task) noexcept { task->on_body_done(); }
 
-void PromiseBase::report_never_awaited(const void* frame) noexcept {
+void PromiseBase::report_never_awaited(const PromiseBase& p) noexcept {
   report_error(absl::StrFormat(
-      "a Coro was destroyed without ever being awaited or made a task (frame %p); its body "
+      "a Coro of %s was destroyed without ever being awaited or made a task; its body "
       "never ran",
-      frame));
+      p.where()));
 }
+
+std::string PromiseBase::where() const {
+  return absl::StrFormat("%s (%s:%d)", location_.function_name(), location_.file_name(),
+                         location_.line());
+}
+
 
 TaskBase::TaskBase(LoopBase* loop, std::string&& name)
     : FutureStateBase(loop),
@@ -69,8 +75,17 @@ std::string TaskBase::waiting_on() const {
   return w->describe();
 }
 
+namespace {
+// "Task 'a' (id 1) in fetch(int) (x.cc:3)"
+std::string describe_with_body(const TaskBase& t) {
+  std::string out = t.describe();
+  if (std::string where = t.body_where(); !where.empty()) out += " in " + where;
+  return out;
+}
+}  // namespace
+
 std::string TaskBase::await_chain() const {
-  std::string out = describe();
+  std::string out = describe_with_body(*this);
   RefPtr<FutureStateBase> w;
   std::string node_what;
   {
@@ -79,8 +94,8 @@ std::string TaskBase::await_chain() const {
     w = waiter_;
   }
   for (int depth = 0; node_what.empty() && w && !w->done() && depth < 64; ++depth) {
-    out += " -> awaits " + w->describe();
     auto* t = dynamic_cast<TaskBase*>(w.get());
+    out += " -> awaits " + (t != nullptr ? describe_with_body(*t) : w->describe());
     if (t == nullptr) break;
     detail::SpinLockHolder lock(&t->mu_);
     if (t->node_wait_ != nullptr && !t->node_wait_->ended()) node_what = t->node_wait_->what();
@@ -118,8 +133,8 @@ void TaskBase::run() noexcept {
     started_.store(true, std::memory_order_relaxed);
     std::string msg;
     if (take_must_cancel(&msg)) {
-      // Cancelled before it ever ran: the body never starts (asyncio).
-      destroy_body();
+      // Cancelled before it ever ran: the body never starts (asyncio);
+      // finish() destroys it unrun.
       set_cancelled_outcome(std::move(msg));
       finish(Outcome::kCancelled);  // *this may be destroyed
       set_current_task(prev);
@@ -507,13 +522,37 @@ FutureStateBase::Outcome TaskBase::record_exception(std::exception_ptr e) noexce
   return Outcome::kException;
 }
 
+TaskBase::~TaskBase() {
+  // A task is always run or abandoned, and finish() destroys its body; this
+  // is for a state that never got that far. Nobody else can reach it now.
+  if (body_) body_.destroy();
+}
+
+std::string TaskBase::body_where() const {
+  std::source_location where;
+  {
+    detail::SpinLockHolder lock(&mu_);
+    if (!body_) return "";
+    where = promise_of(body_).location_;  // static data: valid after the lock
+  }
+  return absl::StrFormat("%s (%s:%d)", where.function_name(), where.file_name(), where.line());
+}
+
 void TaskBase::finish(Outcome outcome) noexcept {
+  std::coroutine_handle<> body;
+  RefPtr<FutureStateBase> waited;
   {
     // The task no longer waits on anything; drop that reference now.
     detail::SpinLockHolder lock(&mu_);
-    waiter_.reset();
+    waited = std::move(waiter_);
     node_wait_ = nullptr;  // unpublished by its awaiter already; a frame gone at teardown
+    body = std::exchange(body_, {});
   }
+  // Before the outcome is published: the body's locals are destroyed before
+  // anyone awaiting the task resumes (their destructors may be what makes
+  // the result complete).
+  if (body) body.destroy();
+  waited.reset();
   mark_claimed();
   LoopBase* loop = this->loop();
   publish(outcome);
@@ -523,9 +562,8 @@ void TaskBase::finish(Outcome outcome) noexcept {
 
 void TaskBase::abandon(std::string msg) noexcept {
   if (done()) return;
-  destroy_body();
   set_cancelled_outcome(std::move(msg));
-  finish(Outcome::kCancelled);
+  finish(Outcome::kCancelled);  // destroys the body
 }
 
 }  // namespace weft::detail

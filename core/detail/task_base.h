@@ -123,9 +123,12 @@ class CancelScopeState : public RefCounted {
   std::atomic<std::int64_t> deadline_ns_{kNoDeadline};
 };
 
+struct PromiseBase;
+
 class TaskBase : public FutureStateBase {
  public:
   TaskBase(LoopBase* loop, std::string&& name);
+  ~TaskBase() override;
 
   // Runs one step; called by a worker that dequeued the task.
   // *this may be destroyed by the time it returns.
@@ -152,6 +155,9 @@ class TaskBase : public FutureStateBase {
   void set_name(std::string name);
   std::uint64_t id() const noexcept { return id_; }
   std::string describe() const override;
+  // "weft::Coro<int> fetch(int) (src/fetch.cc:12)": the body's coroutine
+  // function, while the body exists ("" after it finished).
+  std::string body_where() const;
   // What the task is waiting on, for task dumps ("" when it is not waiting).
   std::string waiting_on() const;
   // "Task 'a' -> awaits Task 'b' -> awaits Future@0x..." for task dumps.
@@ -247,11 +253,19 @@ class TaskBase : public FutureStateBase {
   friend class CancelScopeState;
   // The body's frame finished (its final suspend); complete the task.
   virtual void on_body_done() noexcept = 0;
-  // Destroys the body frame without running it.
-  virtual void destroy_body() noexcept = 0;
-  // Publishes the outcome and drops the running reference.
-  // *this may be destroyed past this call.
+  // The promise of `body` (this task's body frame), typed by the subclass.
+  virtual const PromiseBase& promise_of(std::coroutine_handle<> body) const noexcept = 0;
+  // Destroys the body frame, publishes the outcome and drops the running
+  // reference. *this may be destroyed past this call.
   void finish(Outcome outcome) noexcept;
+  // Adopts the body frame (the constructor of the subclass, before the task
+  // is shared).
+  void set_body_unshared(std::coroutine_handle<> body) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    body_ = body;
+  }
+  // The body frame, for the task's own thread (the only writer; dumps on
+  // other threads read it under mu_).
+  std::coroutine_handle<> body_unlocked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return body_; }
   // For on_body_done: classifies the body's exception (CancelledError makes
   // the task cancelled) and records it. Returns the outcome to finish with.
   Outcome record_exception(std::exception_ptr e) noexcept;
@@ -309,6 +323,9 @@ class TaskBase : public FutureStateBase {
     if (cold_ || !msg.empty()) cold_locked().cancel_request_msg = msg;
   }
 
+  // The body's frame until it is destroyed (written under mu_ by the task's
+  // thread, so a dump can read the promise's location under mu_).
+  std::coroutine_handle<> body_ ABSL_GUARDED_BY(mu_);
   RefPtr<FutureStateBase> waiter_ ABSL_GUARDED_BY(mu_);
   WaitNode* node_wait_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::unique_ptr<Cold> cold_ ABSL_GUARDED_BY(mu_);
