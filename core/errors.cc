@@ -17,16 +17,21 @@ ExceptionGroup::ExceptionGroup(std::string message,
       message_(std::move(message)),
       exceptions_(std::move(exceptions)) {}
 
+namespace detail {
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+}  // namespace detail
+
 namespace {
 // The dynamic type of the exception being handled, demangled
 // ("weft::TimeoutError", "std::system_error", "int").
 std::string current_exception_type() {
   const std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown exception";
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> name(
-      abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
-  return status == 0 && name ? std::string(name.get()) : std::string(type->name());
+  return type == nullptr ? "unknown exception" : detail::type_name(*type);
 }
 
 std::string type_and_text(const char* text) {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 namespace weft {
@@ -124,5 +125,10 @@ class ExceptionGroup : public Error {
 // "weft::CancelledError" for one without a message, "int (not derived from
 // std::exception)").
 std::string describe_exception(const std::exception_ptr& e);
+
+namespace detail {
+// A type's name as written in C++ ("weft::TimeoutError"), for diagnostics.
+std::string type_name(const std::type_info& type);
+}  // namespace detail
 
 }  // namespace weft

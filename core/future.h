@@ -153,6 +153,12 @@ class Future : public BasicFuture<T> {
   static Future from_state(detail::FutureStateBase& s) {
     return Future(detail::RefPtr<detail::FutureStateBase>(&s));
   }
+  // For the runtime's own awaits: a pending future of `loop` that task dumps
+  // show as `label` or "label(<type of fn>)" instead of its address.
+  static Future labeled(detail::LoopBase& loop, const char* label,
+                        const std::type_info* fn = nullptr) {
+    return Future(new detail::LabeledFutureState<T>(&loop, label, fn));
+  }
 
  private:
   explicit Future(State* adopted)

@@ -1,6 +1,11 @@
 #include "weft/sched/spawn.h"
 
+#include <algorithm>
+#include <chrono>
+#include <string>
+
 #include "absl/strings/str_format.h"
+#include "weft/core/detail/await.h"
 
 namespace weft {
 
@@ -32,15 +37,54 @@ std::optional<AnyTask> try_current_task() {
 std::vector<AnyTask> all_tasks() { return get_running_loop().runtime().all_tasks(); }
 std::string dump_tasks() { return get_running_loop().runtime().dump_tasks(); }
 
+namespace {
+// "50 ms", "1.5 s", "250 us": a duration as a person reads it in a dump.
+std::string readable(std::int64_t ns) {
+  if (ns >= 10'000'000'000) return absl::StrFormat("%.0f s", ns / 1e9);
+  if (ns >= 1'000'000'000) return absl::StrFormat("%.3g s", ns / 1e9);
+  if (ns >= 1'000'000) return absl::StrFormat("%.3g ms", ns / 1e6);
+  return absl::StrFormat("%.3g us", ns / 1e3);
+}
+
+// What a sleeping task waits on: a future that describes itself as
+// "sleep 50 ms (12 ms left)" in task dumps. Completed by the sleep's timer.
+class SleepState final : public detail::FutureStateBase {
+ public:
+  SleepState(detail::LoopBase* loop, std::int64_t duration_ns)
+      : FutureStateBase(loop), duration_ns_(duration_ns), deadline_ns_(loop->now_ns() + duration_ns) {}
+
+  // The timer fired; false if the sleep was cancelled first.
+  bool wake() noexcept {
+    if (!try_claim()) return false;
+    publish(Outcome::kValue);
+    return true;
+  }
+
+  std::string describe() const override {
+    const std::int64_t left = std::max<std::int64_t>(0, deadline_ns_ - loop()->now_ns());
+    return absl::StrFormat("sleep %s (%s left)", readable(duration_ns_), readable(left));
+  }
+
+ private:
+  const std::int64_t duration_ns_;
+  const std::int64_t deadline_ns_;
+};
+
+detail::ValueStorage<void> g_no_value;
+}  // namespace
+
 Coro<void> sleep(Duration d) {
   if (d.count() <= 0) {
     co_await yield_now();
     co_return;
   }
-  Future<void> done;
-  TimerHandle timer = call_later(d, [done] { done.try_set_result(); });
+  Loop& loop = running_loop_for("sleep()");
+  detail::RefPtr<SleepState> done(
+      new SleepState(&loop, d.count()),  // Duration counts nanoseconds
+      detail::kAdoptRef);
+  TimerHandle timer = loop.call_later(d, [done] { done->wake(); });
   try {
-    co_await done;
+    co_await detail::StateAwaiter<void>(detail::RefPtr<detail::FutureStateBase>(done.get()), &g_no_value);
   } catch (...) {
     timer.cancel();
     throw;

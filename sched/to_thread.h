@@ -25,6 +25,7 @@
 #include <optional>
 #include <stop_token>
 #include <tuple>
+#include <typeinfo>
 #include <type_traits>
 #include <utility>
 
@@ -68,7 +69,7 @@ Coro<typename detail::ToThreadCall<F, A...>::Result> to_thread(F fn, A... args) 
   using Call = detail::ToThreadCall<F, A...>;
   using R = typename Call::Result;
   Loop& loop = get_running_loop();
-  Future<R> result;
+  Future<R> result = Future<R>::labeled(loop, "to_thread", &typeid(F));
   std::stop_source stop;
   detail::submit_to_pool(
       loop.runtime(),

@@ -1,6 +1,7 @@
 // Debug mode (RuntimeOptions::debug / WEFT_DEBUG=1, true, yes or on): the slow-step warning
 // naming the task, the never-awaited Coro report, and weft::dump_tasks().
 // No timing assertions beyond "a warning was produced".
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -262,6 +263,35 @@ Coro<void> dump_cancelling() {
 
 WEFT_CO_TEST_WITH(DumpTasks, ShowsPendingCancellations, testing::test_options(1)) {
   co_await dump_cancelling();
+}
+
+// A task waiting for to_thread names the call.
+WEFT_CO_TEST_WITH(DumpTasks, NamesAToThreadCall, testing::test_options(1)) {
+  std::atomic<bool> release{false};
+  auto blocking = [&release] {
+    while (!release.load()) std::this_thread::yield();
+    return 5;
+  };
+  Task<int> t = create_task(to_thread(blocking), "offloader");
+  EXPECT_TRUE(co_await testing::yield_until([&] { return !t.waiting_on().empty(); }));
+  const std::string what = t.waiting_on();
+  EXPECT_EQ(what.rfind("to_thread(", 0), 0u) << what;
+  EXPECT_NE(what.find("lambda"), std::string::npos) << "the callable's type: " << what;
+  release.store(true);
+  EXPECT_EQ(co_await t, 5);
+}
+
+// A sleeping task says how long it sleeps and how long is left, in words.
+WEFT_MANUAL_TEST(DumpTasks, NamesASleepAndTheTimeLeft, 1) {
+  Task<void> t = create_task(sleep(milliseconds(50)), "napper");
+  EXPECT_TRUE(co_await testing::yield_until([&] { return !t.waiting_on().empty(); }));
+  EXPECT_EQ(t.waiting_on(), "sleep 50 ms (50 ms left)");
+  clock->advance(milliseconds(38));
+  EXPECT_EQ(t.waiting_on(), "sleep 50 ms (12 ms left)");
+  EXPECT_TRUE(has_chain(dump_tasks(), {"Task 'napper'", " -> awaits sleep 50 ms (12 ms left)"}))
+      << dump_tasks();
+  t.cancel();
+  EXPECT_TRUE((co_await testing::raises<CancelledError>(t)).has_value());
 }
 
 }  // namespace

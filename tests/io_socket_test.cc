@@ -71,6 +71,22 @@ WEFT_CO_TEST(IoSocket, TcpEchoRoundTrip) {
   co_await server;
 }
 
+WEFT_CO_TEST(IoSocket, ATaskBlockedInRecvNamesTheFdAndThePeerInDumps) {
+  Watchdog wd(2s);
+  Socket listener = local_listener();
+  const std::uint16_t port = listener.local_address().port();
+  Socket c = co_await create_connection("127.0.0.1", port);
+  auto [conn, peer] = co_await listener.accept();
+  Task<std::string> reader = create_task(c.recv(10), "reader");
+  WEFT_CO_ASSERT_TRUE(co_await testing::yield_until([&] { return !reader.waiting_on().empty(); }));
+  const std::string what = reader.waiting_on();
+  EXPECT_NE(what.find("on fd " + std::to_string(c.fd())), std::string::npos) << what;
+  EXPECT_NE(what.find("(127.0.0.1:" + std::to_string(port) + ")"), std::string::npos)
+      << "the peer: " << what;
+  co_await conn.sendall("x");
+  EXPECT_EQ(co_await reader, "x");
+}
+
 WEFT_CO_TEST(IoSocket, FullDuplexFromTwoTasks) {
   Watchdog wd(3s);
   auto [a, b] = Socket::pair();

@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
@@ -238,7 +239,7 @@ class ValueStorage<void> {
 
 // The state of a plain Future<T>.
 template <typename T>
-class FutureState final : public FutureStateBase, public ValueStorage<T> {
+class FutureState : public FutureStateBase, public ValueStorage<T> {
  public:
   using FutureStateBase::FutureStateBase;
 
@@ -256,6 +257,22 @@ class FutureState final : public FutureStateBase, public ValueStorage<T> {
     publish(Outcome::kValue);
     return true;
   }
+};
+
+// A future that says what it stands for in task dumps: `label`, or
+// "label(<type of fn>)" ("to_thread(fetch_rows(int)::{lambda()#1})").
+template <typename T>
+class LabeledFutureState final : public FutureState<T> {
+ public:
+  LabeledFutureState(LoopBase* loop, const char* label, const std::type_info* fn)
+      : FutureState<T>(loop), label_(label), fn_(fn) {}
+  std::string describe() const override {
+    return fn_ == nullptr ? std::string(label_) : std::string(label_) + "(" + type_name(*fn_) + ")";
+  }
+
+ private:
+  const char* const label_;  // static text
+  const std::type_info* const fn_;
 };
 
 }  // namespace weft::detail
