@@ -7,6 +7,7 @@
 
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
+#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -81,8 +82,9 @@ class GatheringFuture : public BasicFuture<R> {
 
 namespace detail {
 
+// What each accepted kind of argument is awaited as (nothing for others).
 template <typename A>
-struct AwaitableTraits;
+struct AwaitableTraits {};
 template <typename T>
 struct AwaitableTraits<Coro<T>> {
   using value = T;
@@ -107,8 +109,36 @@ struct AwaitableTraits<GatheringFuture<R>> {
   using future = GatheringFuture<R>;
   static GatheringFuture<R> to_future(GatheringFuture<R> f) { return f; }
 };
+}  // namespace detail
+
+// What gather, wait_for and shield take: a Coro (started as a task), a Task,
+// a Future or a GatheringFuture. A wrong argument fails at the call with
+// this concept's name.
 template <typename A>
-using AwaitableValue = typename AwaitableTraits<std::decay_t<A>>::value;
+concept FutureOrCoro = requires { typename detail::AwaitableTraits<std::decay_t<A>>::value; };
+
+// What wait and as_completed take: a Future, Task, GatheringFuture or
+// AnyFuture handle (not a Coro: asyncio.wait no longer wraps coroutines).
+template <typename F>
+concept FutureHandle = std::copy_constructible<F> && requires(const F& f) {
+  { f.state_base() } -> std::convertible_to<detail::FutureStateBase*>;
+};
+
+namespace detail {
+// The value an argument is awaited for; void for an argument that is not
+// FutureOrCoro, so that a signature naming it stays well-formed and the call
+// fails on the concept, with its name, whichever order a compiler checks
+// constraints and return types in.
+template <typename A>
+struct AwaitableValueOf {
+  using type = void;
+};
+template <FutureOrCoro A>
+struct AwaitableValueOf<A> {
+  using type = typename AwaitableTraits<std::decay_t<A>>::value;
+};
+template <typename A>
+using AwaitableValue = typename AwaitableValueOf<A>::type;
 template <typename A>
 using AwaitableFuture = typename AwaitableTraits<std::decay_t<A>>::future;
 template <typename F>
@@ -205,7 +235,7 @@ AwaitableFuture<A> to_future(A&& a) {
 // as CancelledError) completes it at once; the others keep running.
 // Cancelling the gathering future, or the task awaiting it, cancels every
 // child. RuntimeError off a loop thread.
-template <typename... A>
+template <FutureOrCoro... A>
 GatheringFuture<std::tuple<detail::ValueOrMonostate<detail::AwaitableValue<A>>...>> gather(A... aws) {
   // Braces: the children are made (and Coros started) left to right.
   return detail::start_gather<detail::CollectValues>(
@@ -214,14 +244,14 @@ GatheringFuture<std::tuple<detail::ValueOrMonostate<detail::AwaitableValue<A>>..
 
 // gather(return_exceptions=True): completes once every child is done, with
 // every outcome; nothing is raised, unless the gather itself was cancelled.
-template <typename... A>
+template <FutureOrCoro... A>
 GatheringFuture<std::tuple<Result<detail::AwaitableValue<A>>...>> gather(ReturnExceptions, A... aws) {
   return detail::start_gather<detail::CollectResults>(
       std::tuple<detail::AwaitableFuture<A>...>{detail::to_future(std::move(aws))...}, true);
 }
 
 // gather over a range: values in input order.
-template <typename A>
+template <FutureOrCoro A>
 GatheringFuture<std::vector<detail::ValueOrMonostate<detail::AwaitableValue<A>>>> gather(std::vector<A> aws) {
   std::vector<detail::AwaitableFuture<A>> futures;
   futures.reserve(aws.size());
@@ -229,7 +259,7 @@ GatheringFuture<std::vector<detail::ValueOrMonostate<detail::AwaitableValue<A>>>
   return detail::start_gather<detail::CollectValues>(std::move(futures), false);
 }
 
-template <typename A>
+template <FutureOrCoro A>
 GatheringFuture<std::vector<Result<detail::AwaitableValue<A>>>> gather(ReturnExceptions, std::vector<A> aws) {
   std::vector<detail::AwaitableFuture<A>> futures;
   futures.reserve(aws.size());
@@ -271,7 +301,7 @@ WaitPolicy wait_policy(ReturnWhen return_when);
 // counts once). A timeout does not raise and cancels nothing; a zero or
 // negative one returns after one loop turn (asyncio). F may be AnyFuture to mix result types.
 // std::invalid_argument for an empty set or an invalid return_when.
-template <typename F>
+template <FutureHandle F>
 Coro<WaitResult<F>> wait(std::vector<F> fs, std::optional<Duration> timeout = std::nullopt,
                          ReturnWhen return_when = ReturnWhen::ALL_COMPLETED) {
   if (fs.empty()) throw std::invalid_argument("wait: the set of futures is empty");
@@ -320,7 +350,7 @@ inline std::string timeout_message(Duration d) {
 }
 }  // namespace detail
 
-template <typename A>
+template <FutureOrCoro A>
 Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) {
   using V = detail::AwaitableValue<A>;
   // A Coro runs inline in this task, under the timeout (Python 3.12: no task
@@ -389,7 +419,7 @@ Coro<detail::AwaitableValue<A>> wait_for(A aw, std::optional<Duration> timeout) 
 
 // asyncio.shield: awaits `aw`, but cancelling the awaiting task does not
 // cancel `aw` (it keeps running); cancelling `aw` itself cancels the await.
-template <typename A>
+template <FutureOrCoro A>
 Coro<detail::AwaitableValue<A>> shield(A aw) {
   auto f = detail::AwaitableTraits<std::decay_t<A>>::to_future(std::move(aw));
   if (f.done()) co_return f.take();
@@ -466,7 +496,7 @@ class AsCompleted {
   std::size_t handed_out_ = 0;
 };
 
-template <typename F>
+template <FutureHandle F>
 AsCompleted<F> as_completed(std::vector<F> fs, std::optional<Duration> timeout = std::nullopt) {
   std::optional<TimePoint> deadline;
   if (timeout) deadline = get_running_loop().time() + *timeout;

@@ -31,9 +31,11 @@
 
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
+#include <concepts>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -55,6 +57,16 @@ void task_group_adopt(TaskGroupState& st, TaskBase& child);
 Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body);
 RefPtr<TaskGroupState> make_task_group_state();
 }  // namespace detail
+
+class TaskGroup;
+
+// task_group's body: a callable taking TaskGroup& and returning Coro<void>,
+// e.g. `[&](weft::TaskGroup& tg) -> weft::Coro<void> { ...; co_return; }`.
+// A lambda without `-> weft::Coro<void>` (so returning void) fails at the
+// call with this concept's name.
+template <typename F>
+concept TaskGroupBody =
+    std::invocable<F&, TaskGroup&> && std::same_as<std::invoke_result_t<F&, TaskGroup&>, Coro<void>>;
 
 class TaskGroup {
  public:
@@ -84,7 +96,7 @@ class TaskGroup {
   }
 
  private:
-  template <typename F>
+  template <TaskGroupBody F>
   friend Coro<void> task_group(F body);
   explicit TaskGroup(detail::RefPtr<detail::TaskGroupState> st) : st_(std::move(st)) {}
   detail::RefPtr<detail::TaskGroupState> st_;
@@ -92,7 +104,7 @@ class TaskGroup {
 
 // Runs `body(group)` and joins every child of the group; see the file
 // comment. `body` is a callable taking TaskGroup& and returning Coro<void>.
-template <typename F>
+template <TaskGroupBody F>
 Coro<void> task_group(F body) {
   auto st = detail::make_task_group_state();
   TaskGroup group(st);

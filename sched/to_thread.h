@@ -43,10 +43,15 @@ namespace detail {
 template <typename F, typename... A>
 struct ToThreadCall {
   static constexpr bool kTakesStopToken = std::is_invocable_v<F&, std::stop_token, A&&...>;
-  using Result = std::conditional_t<kTakesStopToken,
-                                    std::invoke_result<F&, std::stop_token, A&&...>,
-                                    std::invoke_result<F&, A&&...>>::type;
 };
+// An alias, not a member: for an F that is not callable the substitution
+// fails quietly, and the call fails on to_thread's constraint (every
+// compiler, whatever order it checks them in).
+template <typename F, typename... A>
+using ToThreadResult =
+    typename std::conditional_t<ToThreadCall<F, A...>::kTakesStopToken,
+                                std::invoke_result<F&, std::stop_token, A&&...>,
+                                std::invoke_result<F&, A&&...>>::type;
 
 // Marks a pool job finished before it hands out its result, so that the
 // shutdown report counts only calls whose result nobody waits for.
@@ -65,9 +70,9 @@ void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job);
 
 template <typename F, typename... A>
   requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
-Coro<typename detail::ToThreadCall<F, A...>::Result> to_thread(F fn, A... args) {
+Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
   using Call = detail::ToThreadCall<F, A...>;
-  using R = typename Call::Result;
+  using R = detail::ToThreadResult<F, A...>;
   Loop& loop = get_running_loop();
   Future<R> result = Future<R>::labeled(loop, "to_thread", &typeid(F));
   std::stop_source stop;
