@@ -73,6 +73,24 @@ Task<T> create_task(Coro<T> body, std::string name = {}) {
 }
 
 
+namespace detail {
+template <typename>
+inline constexpr bool kIsCoro = false;
+template <typename T>
+inline constexpr bool kIsCoro<Coro<T>> = true;
+}  // namespace detail
+
+// Anything but a Coro (the coroutine function itself, a lambda, an awaiter):
+// one error that says what create_task takes.
+template <typename F, typename... Rest>
+  requires(!detail::kIsCoro<std::remove_cvref_t<F>>)
+void create_task(F&&, Rest&&...) {
+  static_assert(detail::kIsCoro<std::remove_cvref_t<F>>,
+                "create_task takes a weft::Coro<T>: call the coroutine function "
+                "(create_task(work(args)), not create_task(work)); for a synchronization "
+                "primitive's awaiter, use as_coro() (create_task(queue.get().as_coro()))");
+}
+
 // Like create_task, but the task always runs on the current loop.
 template <typename T>
 Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {

@@ -43,6 +43,28 @@ rejects() {
   fi
 }
 
+# explains <what> <message> <body>: a static_assert in weft's header with <message>, as
+# the only error, reached from the user's line.
+explains() {
+  local out rc errors
+  out=$(compile "$3")
+  rc=$?
+  errors=$(grep -c -E ': (fatal )?error: ' <<<"$out")
+  if ((rc == 0)); then
+    fail "$1 compiled"
+  elif ((errors != 1)); then
+    fail "$1: $errors errors, expected one:"$'\n'"$out"
+  elif ! grep -q -E '<stdin>:5:[0-9]+' <<<"$out"; then
+    fail "$1: the output does not point at the user's line:"$'\n'"$out"
+  elif [[ $out != *"$2"* ]]; then
+    fail "$1: the output does not say '$2':"$'\n'"$out"
+  fi
+}
+
+explains "create_task of the coroutine function itself" "create_task takes a weft::Coro<T>" \
+  '  (void)weft::create_task(weft::yield_now);'
+explains "create_task of a primitive's awaiter" "use as_coro()" \
+  '  weft::Event ev; (void)weft::create_task(ev.wait());'
 rejects "a task_group body returning void" "TaskGroupBody" \
   '  co_await weft::task_group([&](weft::TaskGroup& tg) { (void)tg; });'
 rejects "gather of plain values" "FutureOrCoro" \
