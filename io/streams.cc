@@ -15,6 +15,7 @@
 #include "weft/io/detail/byte_buffer.h"
 #include "weft/io/detail/io_wait.h"
 #include "weft/io/detail/stream_transport.h"
+#include "weft/sched/cancel_scope.h"
 #include "weft/sched/spawn.h"
 
 namespace weft {
@@ -45,18 +46,27 @@ struct Wakeups {
 // buffer is handed over between tasks on different workers.
 class ReaderState {
  public:
-  ReaderState(std::shared_ptr<StreamTransport> t, std::size_t limit)
-      : t_(std::move(t)), limit_(limit) {
+  ReaderState(std::shared_ptr<StreamTransport> t, std::size_t limit,
+              std::optional<Duration> read_timeout)
+      : t_(std::move(t)), limit_(limit), read_timeout_(read_timeout) {
     if (limit_ == 0) throw std::invalid_argument("StreamReader: limit must be positive");
+    if (read_timeout_ && *read_timeout_ <= Duration::zero()) {
+      throw std::invalid_argument("StreamReader: read_timeout must be positive");
+    }
   }
 
-  // Receives once into the buffer (EOF sets eof_). Raises a stored error.
+  // Receives once into the buffer (EOF sets eof_). Raises a stored error,
+  // or TimeoutError when a read limit ends the wait.
   Coro<void> fill() {
     if (error_) std::rethrow_exception(error_);
     std::span<char> tail = buf_.prepare(kReadChunk);
     std::size_t n;
     try {
-      n = co_await t_->recv_into(tail);
+      if (read_timeout_ || deadline_ != TimePoint::max()) {
+        n = co_await bounded_recv(tail);
+      } else {
+        n = co_await t_->recv_into(tail);
+      }
     } catch (const OSError&) {
       error_ = std::current_exception();
       throw;
@@ -67,6 +77,33 @@ class ReaderState {
       eof_ = true;
     } else {
       buf_.commit(n);
+    }
+  }
+
+  // recv_into under the read timeout and the deadline, whichever ends
+  // first. weft::timeout cancels the wait, and a cancelled receive consumed
+  // nothing, so the TimeoutError loses no byte. Not sticky: the timeout says
+  // the peer was slow, not that the stream broke.
+  Coro<std::size_t> bounded_recv(std::span<char> tail) {
+    Duration wait = Duration::max();
+    bool by_deadline = false;
+    if (deadline_ != TimePoint::max()) {
+      const TimePoint now = get_running_loop().time();
+      if (deadline_ <= now) throw TimeoutError("StreamReader: the read deadline has passed");
+      wait = deadline_ - now;
+      by_deadline = true;
+    }
+    if (read_timeout_ && *read_timeout_ < wait) {
+      wait = *read_timeout_;
+      by_deadline = false;
+    }
+    try {
+      co_return co_await timeout(wait, t_->recv_into(tail));
+    } catch (const TimeoutError&) {
+      if (by_deadline) throw TimeoutError("StreamReader: the read deadline passed");
+      throw TimeoutError(absl::StrFormat(
+          "StreamReader: nothing received for %d ms (read_timeout)",
+          std::chrono::duration_cast<std::chrono::milliseconds>(*read_timeout_).count()));
     }
   }
 
@@ -89,6 +126,10 @@ class ReaderState {
 
   std::shared_ptr<StreamTransport> t_;
   const std::size_t limit_;
+  const std::optional<Duration> read_timeout_;
+  // Set by the reading task between reads (StreamReader::set_read_deadline),
+  // read by the reads: handed over like the buffer, by the busy_ claim.
+  TimePoint deadline_ = TimePoint::max();
   ByteBuffer buf_;
   bool eof_ = false;
   std::exception_ptr error_;
@@ -602,6 +643,9 @@ Coro<std::string> StreamReader::readline() {
   co_return line;
 }
 
+void StreamReader::set_read_deadline(TimePoint deadline) { s_->deadline_ = deadline; }
+TimePoint StreamReader::read_deadline() const { return s_->deadline_; }
+
 bool StreamReader::at_eof() const { return s_->eof_ && s_->buf_.empty(); }
 std::size_t StreamReader::buffered() const { return s_->buf_.size(); }
 std::size_t StreamReader::limit() const { return s_->limit_; }
@@ -637,7 +681,7 @@ const Socket& StreamWriter::socket() const { return s_->t_->socket(); }
 namespace detail {
 std::pair<StreamReader, StreamWriter> make_stream(std::shared_ptr<StreamTransport> t,
                                                   const StreamOptions& options) {
-  auto r = std::make_shared<ReaderState>(t, options.limit);
+  auto r = std::make_shared<ReaderState>(t, options.limit, options.read_timeout);
   auto w = std::make_shared<WriterState>(
       t, options.write_high_water,
       options.write_low_water.value_or(options.write_high_water / 4));
@@ -858,8 +902,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       throw;
     } catch (...) {
       report_error(absl::StrFormat("unhandled exception in the connection handler for %s: %s",
-                                   peer.to_string(),
-                                   describe_exception(std::current_exception())));
+                                   peer.to_string(), describe_current_exception()));
     }
   }
 
