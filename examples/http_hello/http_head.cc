@@ -133,6 +133,7 @@ std::variant<Request, HeadError> parse_head(std::string_view head, const HeadLim
   req.minor_version = version[7] == '0' ? 0 : 1;
 
   // --- Field lines, up to the empty line ---
+  req.fields.reserve(8);  // most requests have fewer: one allocation
   int hosts = 0;
   bool close = false;
   bool keep_alive = false;
@@ -188,6 +189,12 @@ HeadCollector::Step HeadCollector::add_line(std::string_view line) {
   head_.append(line);
   ++lines_;
   return blank ? Step::kComplete : Step::kMore;
+}
+
+void HeadCollector::clear() {
+  head_.clear();
+  bytes_ = 0;
+  lines_ = 0;
 }
 
 std::string_view error_response(int status) {

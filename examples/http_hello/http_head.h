@@ -94,6 +94,8 @@ class HeadCollector {
   explicit HeadCollector(const HeadLimits& limits) : limits_(limits) {}
 
   Step add_line(std::string_view line);
+  // Starts the next head (keeping the buffer's capacity).
+  void clear();
   const std::string& head() const { return head_; }
   // True until the request line came (only skipped empty lines so far).
   bool empty() const { return head_.empty(); }

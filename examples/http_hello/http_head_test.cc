@@ -163,6 +163,18 @@ TEST(HttpHeadCollector, SkipsLeadingEmptyLinesAndStopsAtTheEnd) {
   EXPECT_EQ(status_of(c.head()), 200);
 }
 
+TEST(HttpHeadCollector, ClearStartsTheNextHead) {
+  HeadLimits limits;
+  limits.max_fields = 1;
+  HeadCollector c(limits);
+  EXPECT_EQ(collect(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), HeadCollector::Step::kComplete);
+  c.clear();
+  EXPECT_TRUE(c.empty());
+  // The counts start again too: one field is still within the limit.
+  EXPECT_EQ(collect(c, "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"), HeadCollector::Step::kComplete);
+  EXPECT_EQ(c.head(), "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+
 TEST(HttpHeadCollector, StopsGrowingAtTheLimits) {
   HeadLimits limits;
   limits.max_fields = 2;

@@ -80,7 +80,7 @@ struct ServerConfig {
 
 enum class HeadRead {
   kComplete,  // the collector holds a whole head
-  kClosed,    // the client left, or stayed silent, before or inside a head: no answer
+  kClosed,    // the client left (EOF) before or inside a head, or was silent before one: no answer
   kTimedOut,  // the head began but did not complete in time: 408
   kTooLarge,  // 431
 };
@@ -141,8 +141,9 @@ weft::Coro<void> linger(weft::StreamReader& r, weft::StreamWriter& w) {
 
 weft::Coro<void> serve_requests(const ServerConfig& config, weft::StreamReader& r,
                                 weft::StreamWriter& w) {
+  http_hello::HeadCollector collector(config.limits);  // reused: its buffer stays allocated
   for (bool first = true;; first = false) {
-    http_hello::HeadCollector collector(config.limits);
+    collector.clear();
     const HeadRead got = co_await read_head(r, collector, config.header_timeout, first);
     if (got == HeadRead::kClosed) co_return;
     r.set_read_deadline(weft::TimePoint::max());
