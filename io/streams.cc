@@ -2,12 +2,14 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/future.h"
@@ -593,27 +595,75 @@ Coro<std::string> StreamReader::readexactly(std::size_t n) {
   co_return s.buf_.take(n);
 }
 
+namespace {
+
+// One search of readuntil's loop (asyncio's, 3.13 with a tuple of
+// separators) over the buffered bytes `v`, from *offset: the end of the
+// separator match that ends first (the shortest separator wins a tie), or
+// nullopt, *offset then being where the next search starts: no match can
+// begin before it that has not been seen whole already. `seps` is sorted by
+// length. LimitOverrunError if the match starts past the limit, or if none
+// can start within it.
+std::optional<std::size_t> find_separator(std::string_view v,
+                                          std::span<const std::string_view> seps,
+                                          std::size_t* offset, std::size_t limit) {
+  if (v.size() < seps.front().size()) return std::nullopt;
+  std::size_t end = std::string_view::npos;
+  std::size_t start = 0;
+  for (std::string_view sep : seps) {
+    const std::size_t pos = v.find(sep, *offset);
+    if (pos != std::string_view::npos && pos + sep.size() < end) {
+      end = pos + sep.size();
+      start = pos;
+    }
+  }
+  if (end != std::string_view::npos) {
+    if (start > limit) {
+      throw LimitOverrunError("separator is found, but chunk is longer than limit", start);
+    }
+    return end;
+  }
+  const std::size_t longest = seps.back().size();
+  *offset = v.size() + 1 > longest ? v.size() + 1 - longest : 0;
+  if (*offset > limit) {
+    throw LimitOverrunError("separator is not found, and chunk exceed the limit", *offset);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Coro<std::string> StreamReader::readuntil(std::string separator) {
   if (separator.empty()) throw std::invalid_argument("readuntil: empty separator");
   std::shared_ptr<detail::ReaderState> keep = s_;
   detail::ReaderState& s = *keep;
   detail::ReaderState::Guard guard(s);
-  const std::size_t seplen = separator.size();
+  const std::string_view seps[] = {separator};
   std::size_t offset = 0;  // where the next search starts
   for (;;) {
-    std::string_view v = s.buf_.view();
-    if (v.size() >= seplen) {
-      std::size_t pos = v.find(separator, offset);
-      if (pos != std::string_view::npos) {
-        if (pos > s.limit_) {
-          throw LimitOverrunError("separator is found, but chunk is longer than limit", pos);
-        }
-        co_return s.buf_.take(pos + seplen);
-      }
-      offset = v.size() + 1 - seplen;
-      if (offset > s.limit_) {
-        throw LimitOverrunError("separator is not found, and chunk exceed the limit", offset);
-      }
+    if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
+      co_return s.buf_.take(*end);
+    }
+    if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
+    co_await s.fill();
+  }
+}
+
+Coro<std::string> StreamReader::readuntil(std::span<const std::string_view> separators) {
+  if (separators.empty()) throw std::invalid_argument("readuntil: no separator");
+  absl::InlinedVector<std::string_view, 4> seps(separators.begin(), separators.end());
+  for (std::string_view sep : seps) {
+    if (sep.empty()) throw std::invalid_argument("readuntil: empty separator");
+  }
+  std::stable_sort(seps.begin(), seps.end(),
+                   [](std::string_view a, std::string_view b) { return a.size() < b.size(); });
+  std::shared_ptr<detail::ReaderState> keep = s_;
+  detail::ReaderState& s = *keep;
+  detail::ReaderState::Guard guard(s);
+  std::size_t offset = 0;
+  for (;;) {
+    if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
+      co_return s.buf_.take(*end);
     }
     if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
     co_await s.fill();

@@ -61,6 +61,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,6 +104,14 @@ class StreamReader {
   // LimitOverrunError if it is not found within the limit; the data stays
   // buffered.
   [[nodiscard]] Coro<std::string> readuntil(std::string separator = "\n");
+  // asyncio 3.13's readuntil with a tuple of separators: reads up to and
+  // including the separator match that ends first (of several ending at the
+  // same byte, the shortest separator's), e.g. the end of an HTTP head with
+  // bare-LF or CRLF lines: {"\n\n", "\n\r\n"}. The limit and EOF as above;
+  // the limit applies to where that match starts. The separators must stay
+  // valid until the call completes (a static array is the usual caller);
+  // std::invalid_argument if there are none or one is empty.
+  [[nodiscard]] Coro<std::string> readuntil(std::span<const std::string_view> separators);
   // Reads exactly n bytes; IncompleteReadError at EOF (partial consumed).
   [[nodiscard]] Coro<std::string> readexactly(std::size_t n);
 
