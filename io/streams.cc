@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <stdexcept>
@@ -65,7 +64,25 @@ class ReaderState {
     std::size_t n;
     try {
       if (read_timeout_ || deadline_ != TimePoint::max()) {
-        n = co_await bounded_recv(tail);
+        // Under the read timeout and the deadline, whichever ends first.
+        // weft::timeout cancels the wait, and a cancelled receive consumed
+        // nothing, so the TimeoutError loses no byte. Not sticky: it says
+        // the peer was slow, not that the stream broke.
+        Duration wait = read_timeout_.value_or(Duration::max());
+        bool by_deadline = false;
+        if (deadline_ != TimePoint::max()) {
+          const TimePoint now = get_running_loop().time();
+          if (deadline_ <= now) throw TimeoutError("StreamReader: the read deadline has passed");
+          if (deadline_ - now <= wait) {
+            wait = deadline_ - now;
+            by_deadline = true;
+          }
+        }
+        try {
+          n = co_await timeout(wait, t_->recv_into(tail));
+        } catch (const TimeoutError&) {
+          throw_timeout(by_deadline);
+        }
       } else {
         n = co_await t_->recv_into(tail);
       }
@@ -82,31 +99,11 @@ class ReaderState {
     }
   }
 
-  // recv_into under the read timeout and the deadline, whichever ends
-  // first. weft::timeout cancels the wait, and a cancelled receive consumed
-  // nothing, so the TimeoutError loses no byte. Not sticky: the timeout says
-  // the peer was slow, not that the stream broke.
-  Coro<std::size_t> bounded_recv(std::span<char> tail) {
-    Duration wait = Duration::max();
-    bool by_deadline = false;
-    if (deadline_ != TimePoint::max()) {
-      const TimePoint now = get_running_loop().time();
-      if (deadline_ <= now) throw TimeoutError("StreamReader: the read deadline has passed");
-      wait = deadline_ - now;
-      by_deadline = true;
-    }
-    if (read_timeout_ && *read_timeout_ < wait) {
-      wait = *read_timeout_;
-      by_deadline = false;
-    }
-    try {
-      co_return co_await timeout(wait, t_->recv_into(tail));
-    } catch (const TimeoutError&) {
-      if (by_deadline) throw TimeoutError("StreamReader: the read deadline passed");
-      throw TimeoutError(absl::StrFormat(
-          "StreamReader: nothing received for %d ms (read_timeout)",
-          std::chrono::duration_cast<std::chrono::milliseconds>(*read_timeout_).count()));
-    }
+  [[noreturn]] void throw_timeout(bool by_deadline) const {
+    if (by_deadline) throw TimeoutError("StreamReader: the read deadline passed");
+    throw TimeoutError(absl::StrFormat(
+        "StreamReader: nothing received for %d ms (read_timeout)",
+        std::chrono::duration_cast<std::chrono::milliseconds>(*read_timeout_).count()));
   }
 
   // The one-read-at-a-time claim, taken by every read and by start_tls.
@@ -651,12 +648,15 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
 
 Coro<std::string> StreamReader::readuntil(std::span<const std::string_view> separators) {
   if (separators.empty()) throw std::invalid_argument("readuntil: no separator");
-  absl::InlinedVector<std::string_view, 4> seps(separators.begin(), separators.end());
-  for (std::string_view sep : seps) {
+  // Sorted by length, stably (asyncio's sorted(key=len)); an insertion
+  // sort, since there are a few.
+  absl::InlinedVector<std::string_view, 4> seps;
+  for (std::string_view sep : separators) {
     if (sep.empty()) throw std::invalid_argument("readuntil: empty separator");
+    auto at = seps.end();
+    while (at != seps.begin() && (at - 1)->size() > sep.size()) --at;
+    seps.insert(at, sep);
   }
-  std::stable_sort(seps.begin(), seps.end(),
-                   [](std::string_view a, std::string_view b) { return a.size() < b.size(); });
   std::shared_ptr<detail::ReaderState> keep = s_;
   detail::ReaderState& s = *keep;
   detail::ReaderState::Guard guard(s);

@@ -1,6 +1,6 @@
 // HTTP/1.1 request heads for the http_hello example (RFC 9112 sections 2-6,
-// RFC 9110 for the field rules): collecting a head line by line, within
-// limits, and parsing it into a request or the status that refuses it.
+// RFC 9110 for the field rules): where a head ends, and parsing it, within
+// limits, into a request or the status that refuses it.
 // Plain C++ without weft, so that it can be unit-tested and fuzzed
 // (fuzz/http_head_fuzzer.cc); weft is not an HTTP library, so this stays
 // in the example.
@@ -25,7 +25,8 @@
 //  - Content-Length: digits; several that disagree are 400 (6.3); over
 //    HeadLimits::max_body_bytes 413. Transfer-Encoding: 501 (this server
 //    decodes no transfer coding; 6.1: SHOULD 501).
-//  - Size: a head over HeadLimits::max_head_bytes, or with more than
+//  - Size: a head over HeadLimits::max_head_bytes (the reader's limit too,
+//    so that no more is ever buffered), or with more than
 //    HeadLimits::max_fields field lines, is 431.
 #pragma once
 
@@ -40,7 +41,7 @@ namespace http_hello {
 
 struct HeadLimits {
   // The request line, the field lines and the empty line, line ends
-  // included (the empty lines skipped before the request line too).
+  // included.
   std::size_t max_head_bytes = 8 * 1024;
   // Field lines (nginx's large_client_header_buffers and Node's
   // maxHeadersCount bound this too: each field costs the parser work).
@@ -74,38 +75,18 @@ struct HeadError {
 };
 
 // Parses a complete head: the request line, the field lines and the empty
-// line that ends them (leading empty lines, if any, already dropped), each
-// line ending in CRLF or LF. Checks the limits too, so that it can be
-// given any text.
+// line that ends them, each line ending in CRLF or LF, as
+// readuntil(kHeadEnds) returns it; empty lines before the request line are
+// skipped. Checks the limits too, so that it can be given any text.
 std::variant<Request, HeadError> parse_head(std::string_view head, const HeadLimits& limits);
 
-// Collects a head from lines as StreamReader::readline returns them (each
-// ending in "\n", the last one maybe not if the stream ended), keeping it
-// within the limits while it grows: the reader's own limit should be
-// max_head_bytes, so that no single line is buffered past it either.
-class HeadCollector {
- public:
-  enum class Step {
-    kMore,      // give the next line
-    kComplete,  // the empty line came: head() is the head to parse
-    kTooLarge,  // over max_head_bytes or max_fields: answer 431
-  };
+// What ends a head, for StreamReader::readuntil: the empty line after a
+// line that ends in LF or in CRLF. The first match to end is the head's end.
+inline constexpr std::string_view kHeadEnds[] = {"\n\n", "\n\r\n"};
 
-  explicit HeadCollector(const HeadLimits& limits) : limits_(limits) {}
-
-  Step add_line(std::string_view line);
-  // Starts the next head (keeping the buffer's capacity).
-  void clear();
-  const std::string& head() const { return head_; }
-  // True until the request line came (only skipped empty lines so far).
-  bool empty() const { return head_.empty(); }
-
- private:
-  HeadLimits limits_;
-  std::string head_;
-  std::size_t bytes_ = 0;
-  std::size_t lines_ = 0;  // lines in head_
-};
+// The length of the empty lines ("\r\n" or "\n" each) that `text` starts
+// with: RFC 9112 2.2 lets a server skip them before a request line.
+std::size_t leading_empty_lines(std::string_view text);
 
 // The status line and reason phrase for the statuses above and 408, as a
 // complete response that closes the connection.

@@ -79,49 +79,52 @@ struct ServerConfig {
 };
 
 enum class HeadRead {
-  kComplete,  // the collector holds a whole head
+  kComplete,  // `head` holds a whole head
   kClosed,    // the client left (EOF) before or inside a head, or was silent before one: no answer
   kTimedOut,  // the head began but did not complete in time: 408
   kTooLarge,  // 431
 };
 
-// Reads the next request head line by line into `head`, under the header
-// timeout (a read deadline, so that a client trickling bytes cannot stretch
-// it). Waiting for the first byte of a kept-alive connection's next request
-// is bounded by the idle timeout instead (the stream's read_timeout).
-weft::Coro<HeadRead> read_head(weft::StreamReader& r, http_hello::HeadCollector& head,
-                               weft::Duration header_timeout, bool first_request) {
-  if (first_request) r.set_read_deadline(weft::get_running_loop().time() + header_timeout);
-  std::string line;
+// Reads the next request head into `head` under the header timeout (a read
+// deadline, so that a client trickling bytes cannot stretch it), in one
+// readuntil once its first byte is there. Waiting for that byte on a
+// kept-alive connection is bounded by the idle timeout instead (the
+// stream's read_timeout); for a connection's first request, by the header
+// timeout from the accept.
+weft::Coro<HeadRead> read_head(weft::StreamReader& r, std::string& head,
+                               const ServerConfig& config, bool first_request) {
+  if (first_request) r.set_read_deadline(weft::get_running_loop().time() + config.header_timeout);
+  std::string first;
   try {
-    line = co_await r.read(1);
+    first = co_await r.read(1);
   } catch (const weft::TimeoutError&) {
     co_return HeadRead::kClosed;  // silent: an idle client, or one that never spoke
   }
-  if (line.empty()) co_return HeadRead::kClosed;  // EOF between requests
-  if (!first_request) r.set_read_deadline(weft::get_running_loop().time() + header_timeout);
+  if (first.empty()) co_return HeadRead::kClosed;  // EOF between requests
+  if (!first_request) {
+    r.set_read_deadline(weft::get_running_loop().time() + config.header_timeout);
+  }
+  head.assign(first);  // keeps the connection's buffer
   try {
-    for (;;) {
-      if (line.empty() || line.back() != '\n') {
-        std::string more = co_await r.readline();
-        // At EOF readline returns a partial line: the client left mid-head.
-        if (more.empty() || more.back() != '\n') co_return HeadRead::kClosed;
-        line += more;
-      }
-      switch (head.add_line(line)) {
-        case http_hello::HeadCollector::Step::kMore:
-          break;
-        case http_hello::HeadCollector::Step::kComplete:
-          co_return HeadRead::kComplete;
-        case http_hello::HeadCollector::Step::kTooLarge:
-          co_return HeadRead::kTooLarge;
-      }
-      line.clear();
+    for (std::size_t skipped = 0;;) {
+      // No separator can start at `first`'s byte unless it begins an empty
+      // line, which is skipped below: reading the rest on its own misses
+      // no head's end.
+      std::string rest = co_await r.readuntil(http_hello::kHeadEnds);
+      head.append(rest);
+      const std::size_t empty = http_hello::leading_empty_lines(head);
+      if (empty < head.size()) co_return HeadRead::kComplete;
+      // Nothing but empty lines (RFC 9112 2.2: skipped), within the size limit.
+      skipped += empty;
+      if (skipped > config.limits.max_head_bytes) co_return HeadRead::kTooLarge;
+      head.clear();
     }
+  } catch (const weft::IncompleteReadError&) {
+    co_return HeadRead::kClosed;  // the client left mid-head
   } catch (const weft::TimeoutError&) {
     co_return HeadRead::kTimedOut;
   } catch (const weft::LimitOverrunError&) {
-    co_return HeadRead::kTooLarge;  // one line longer than the whole head may be
+    co_return HeadRead::kTooLarge;
   }
 }
 
@@ -141,15 +144,14 @@ weft::Coro<void> linger(weft::StreamReader& r, weft::StreamWriter& w) {
 
 weft::Coro<void> serve_requests(const ServerConfig& config, weft::StreamReader& r,
                                 weft::StreamWriter& w) {
-  http_hello::HeadCollector collector(config.limits);  // reused: its buffer stays allocated
+  std::string head;  // reused: its buffer stays allocated
   for (bool first = true;; first = false) {
-    collector.clear();
-    const HeadRead got = co_await read_head(r, collector, config.header_timeout, first);
+    const HeadRead got = co_await read_head(r, head, config, first);
     if (got == HeadRead::kClosed) co_return;
     r.set_read_deadline(weft::TimePoint::max());
     std::variant<http_hello::Request, http_hello::HeadError> parsed =
         http_hello::HeadError{got == HeadRead::kTimedOut ? 408 : 431, "not read"};
-    if (got == HeadRead::kComplete) parsed = http_hello::parse_head(collector.head(), config.limits);
+    if (got == HeadRead::kComplete) parsed = http_hello::parse_head(head, config.limits);
     if (const auto* refused = std::get_if<http_hello::HeadError>(&parsed)) {
       w.write(http_hello::error_response(refused->status));
       co_await linger(r, w);
