@@ -7,7 +7,8 @@
 //              bits 1-7: the reader's limit, 1 + (b >> 1) % 64
 //   byte 1     the number of calls, 1 + b % 24; then 2 bytes per call:
 //              kind (b % 6: read(n), readline, readuntil, readexactly,
-//              read(0), read(-1)) and its argument
+//              read(0), read(-1)) and its argument (for readuntil: one of
+//              four single separators or two sets of several)
 //   next byte  the number of split sizes, 1 + b % 8; then one byte each:
 //              1 + (b & 0x1f) bytes per delivery, used in turn; bit 7 asks
 //              for a yield before that delivery
@@ -16,10 +17,12 @@
 //
 // Oracle (the spec, not the implementation). `pos` is how much of the
 // payload the calls consumed; every returned byte string must be the
-// payload at `pos`. readuntil(sep) with sep first at p bytes past pos:
+// payload at `pos`. readuntil(seps), whose first match (the one ending
+// first; on a tie the shortest separator's) starts p bytes past pos:
 // success iff p <= limit; LimitOverrunError (nothing consumed) iff p > limit
-// or, with no sep left, the r remaining bytes satisfy r >= |sep| and
-// r + 1 - |sep| > limit; otherwise IncompleteReadError with all r bytes.
+// or, with no match left, the r remaining bytes satisfy r >= the shortest
+// separator and r + 1 - the longest > limit; otherwise IncompleteReadError
+// with all r bytes.
 // These outcomes do not depend on how the bytes were split. readline is
 // readuntil("\n") with EOF returning the partial line, and on an overrun it
 // discards through the "\n" if that had arrived, else everything buffered:
@@ -121,7 +124,36 @@ weft::Coro<void> send_in_splits(weft::Socket& s, const Script& script) {
   s.shutdown(SHUT_WR);
 }
 
-constexpr std::string_view kSeparators[] = {"\n", "\r\n", "ab", "\r\n\r\n"};
+// readuntil's separator choices: one separator, or several (asyncio 3.13).
+constexpr std::string_view kLf[] = {"\n"};
+constexpr std::string_view kCrlf[] = {"\r\n"};
+constexpr std::string_view kAb[] = {"ab"};
+constexpr std::string_view kCrlfCrlf[] = {"\r\n\r\n"};
+constexpr std::string_view kHeadEnds[] = {"\n\n", "\n\r\n"};
+constexpr std::string_view kOverlapping[] = {"abc", "b", "bc"};
+constexpr std::span<const std::string_view> kSeparatorSets[] = {kLf,        kCrlf,     kAb,
+                                                                kCrlfCrlf, kHeadEnds, kOverlapping};
+
+// Where readuntil(seps) must stop in `payload` from `pos`: the match that
+// ends first, of those ending there the shortest separator's start.
+struct Match {
+  std::size_t start = std::string_view::npos;
+  std::size_t end = std::string_view::npos;
+};
+Match first_match(std::string_view payload, std::size_t pos, std::span<const std::string_view> seps) {
+  Match m;
+  for (std::size_t i = pos; i < payload.size() && m.end == std::string_view::npos; ++i) {
+    // The first byte at which some separator ends, and the shortest such one.
+    for (std::string_view sep : seps) {
+      if (i + 1 >= pos + sep.size() && payload.substr(i + 1 - sep.size(), sep.size()) == sep &&
+          (m.end == std::string_view::npos || i + 1 - sep.size() > m.start)) {
+        m.end = i + 1;
+        m.start = i + 1 - sep.size();
+      }
+    }
+  }
+  return m;
+}
 
 // Runs the calls against the oracle; `delivered` is null over a socket.
 weft::Coro<void> check_calls(const Script& s, weft::StreamReader r,
@@ -145,15 +177,23 @@ weft::Coro<void> check_calls(const Script& s, weft::StreamReader r,
         break;
       }
       case 1:
-      case 2: {  // readline / readuntil(sep)
+      case 2: {  // readline / readuntil(one separator or several)
         const bool line = kind % 6 == 1;
-        const std::string_view sep = line ? "\n" : kSeparators[arg % 4];
-        const std::size_t found = payload.find(sep, pos);
+        const std::span<const std::string_view> seps = line ? kLf : kSeparatorSets[arg % 6];
+        std::size_t shortest = seps.front().size();
+        std::size_t longest = shortest;
+        for (std::string_view sep : seps) {
+          shortest = std::min(shortest, sep.size());
+          longest = std::max(longest, sep.size());
+        }
+        const Match match = first_match(payload, pos, seps);
+        const std::size_t found = match.start;
         bool overrun_expected;
         if (found != std::string_view::npos) {
           overrun_expected = found - pos > s.limit;
         } else {
-          overrun_expected = remaining >= sep.size() && remaining + 1 - sep.size() > s.limit;
+          overrun_expected = remaining >= shortest && remaining + 1 > longest &&
+                             remaining + 1 - longest > s.limit;
         }
         bool overrun = false;
         bool incomplete = false;
@@ -161,8 +201,10 @@ weft::Coro<void> check_calls(const Script& s, weft::StreamReader r,
         try {
           if (line) {
             got = co_await r.readline();
+          } else if (seps.size() == 1) {
+            got = co_await r.readuntil(std::string(seps.front()));
           } else {
-            got = co_await r.readuntil(std::string(sep));
+            got = co_await r.readuntil(seps);
           }
         } catch (const weft::LimitOverrunError&) {
           overrun = true;
@@ -184,7 +226,7 @@ weft::Coro<void> check_calls(const Script& s, weft::StreamReader r,
           break;
         }
         if (found != std::string_view::npos) {
-          if (incomplete || got.size() != found + sep.size() - pos) fail("readuntil missed the separator", c);
+          if (incomplete || got.size() != match.end - pos) fail("readuntil missed the separator", c);
         } else {
           // At EOF: readuntil raises with the rest; readline returns it.
           if (incomplete == line) fail("EOF without separator: wrong outcome", c);
