@@ -1,4 +1,4 @@
-// The http_hello example's request-head parser and collector: what is
+// The http_hello example's request-head parser and where a head ends: what is
 // accepted, and which status each malformed head gets (http_head.h).
 #include "examples/http_hello/http_head.h"
 
