@@ -4,11 +4,14 @@
 #pragma once
 
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "weft/weft.h"
@@ -42,6 +45,30 @@ class Flags {
       throw std::invalid_argument("--" + name + ": expected a whole number, got '" + v + "'");
     }
     return out;
+  }
+  // The flag as a duration: seconds, fractions allowed ("10", "0.25"), or
+  // with a unit ("250ms", "10s"). std::invalid_argument if it is not one or
+  // is not positive.
+  std::chrono::nanoseconds duration(const std::string& name,
+                                    std::chrono::nanoseconds fallback) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return fallback;
+    std::string_view v = it->second;
+    double scale = 1e9;  // seconds
+    if (v.ends_with("ms")) {
+      scale = 1e6;
+      v.remove_suffix(2);
+    } else if (v.ends_with("s")) {
+      v.remove_suffix(1);
+    }
+    double amount = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), amount);
+    if (ec != std::errc() || end != v.data() + v.size() || !(amount > 0) ||
+        amount * scale > 1e18) {
+      throw std::invalid_argument("--" + name + ": expected a positive duration (10, 0.5s, 250ms), got '" +
+                                  it->second + "'");
+    }
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(amount * scale));
   }
   std::string text(const std::string& name, const std::string& fallback) const {
     auto it = values_.find(name);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/future.h"
@@ -15,6 +16,7 @@
 #include "weft/io/detail/byte_buffer.h"
 #include "weft/io/detail/io_wait.h"
 #include "weft/io/detail/stream_transport.h"
+#include "weft/sched/cancel_scope.h"
 #include "weft/sched/spawn.h"
 
 namespace weft {
@@ -45,18 +47,45 @@ struct Wakeups {
 // buffer is handed over between tasks on different workers.
 class ReaderState {
  public:
-  ReaderState(std::shared_ptr<StreamTransport> t, std::size_t limit)
-      : t_(std::move(t)), limit_(limit) {
+  ReaderState(std::shared_ptr<StreamTransport> t, std::size_t limit,
+              std::optional<Duration> read_timeout)
+      : t_(std::move(t)), limit_(limit), read_timeout_(read_timeout) {
     if (limit_ == 0) throw std::invalid_argument("StreamReader: limit must be positive");
+    if (read_timeout_ && *read_timeout_ <= Duration::zero()) {
+      throw std::invalid_argument("StreamReader: read_timeout must be positive");
+    }
   }
 
-  // Receives once into the buffer (EOF sets eof_). Raises a stored error.
+  // Receives once into the buffer (EOF sets eof_). Raises a stored error,
+  // or TimeoutError when a read limit ends the wait.
   Coro<void> fill() {
     if (error_) std::rethrow_exception(error_);
     std::span<char> tail = buf_.prepare(kReadChunk);
     std::size_t n;
     try {
-      n = co_await t_->recv_into(tail);
+      if (read_timeout_ || deadline_ != TimePoint::max()) {
+        // Under the read timeout and the deadline, whichever ends first.
+        // weft::timeout cancels the wait, and a cancelled receive consumed
+        // nothing, so the TimeoutError loses no byte. Not sticky: it says
+        // the peer was slow, not that the stream broke.
+        Duration wait = read_timeout_.value_or(Duration::max());
+        bool by_deadline = false;
+        if (deadline_ != TimePoint::max()) {
+          const TimePoint now = get_running_loop().time();
+          if (deadline_ <= now) throw TimeoutError("StreamReader: the read deadline has passed");
+          if (deadline_ - now <= wait) {
+            wait = deadline_ - now;
+            by_deadline = true;
+          }
+        }
+        try {
+          n = co_await timeout(wait, t_->recv_into(tail));
+        } catch (const TimeoutError&) {
+          throw_timeout(by_deadline);
+        }
+      } else {
+        n = co_await t_->recv_into(tail);
+      }
     } catch (const OSError&) {
       error_ = std::current_exception();
       throw;
@@ -68,6 +97,13 @@ class ReaderState {
     } else {
       buf_.commit(n);
     }
+  }
+
+  [[noreturn]] void throw_timeout(bool by_deadline) const {
+    if (by_deadline) throw TimeoutError("StreamReader: the read deadline passed");
+    throw TimeoutError(absl::StrFormat(
+        "StreamReader: nothing received for %d ms (read_timeout)",
+        std::chrono::duration_cast<std::chrono::milliseconds>(*read_timeout_).count()));
   }
 
   // The one-read-at-a-time claim, taken by every read and by start_tls.
@@ -89,6 +125,10 @@ class ReaderState {
 
   std::shared_ptr<StreamTransport> t_;
   const std::size_t limit_;
+  const std::optional<Duration> read_timeout_;
+  // Set by the reading task between reads (StreamReader::set_read_deadline),
+  // read by the reads: handed over like the buffer, by the busy_ claim.
+  TimePoint deadline_ = TimePoint::max();
   ByteBuffer buf_;
   bool eof_ = false;
   std::exception_ptr error_;
@@ -552,27 +592,78 @@ Coro<std::string> StreamReader::readexactly(std::size_t n) {
   co_return s.buf_.take(n);
 }
 
+namespace {
+
+// One search of readuntil's loop (asyncio's, 3.13 with a tuple of
+// separators) over the buffered bytes `v`, from *offset: the end of the
+// separator match that ends first (the shortest separator wins a tie), or
+// nullopt, *offset then being where the next search starts: no match can
+// begin before it that has not been seen whole already. `seps` is sorted by
+// length. LimitOverrunError if the match starts past the limit, or if none
+// can start within it.
+std::optional<std::size_t> find_separator(std::string_view v,
+                                          std::span<const std::string_view> seps,
+                                          std::size_t* offset, std::size_t limit) {
+  if (v.size() < seps.front().size()) return std::nullopt;
+  std::size_t end = std::string_view::npos;
+  std::size_t start = 0;
+  for (std::string_view sep : seps) {
+    const std::size_t pos = v.find(sep, *offset);
+    if (pos != std::string_view::npos && pos + sep.size() < end) {
+      end = pos + sep.size();
+      start = pos;
+    }
+  }
+  if (end != std::string_view::npos) {
+    if (start > limit) {
+      throw LimitOverrunError("separator is found, but chunk is longer than limit", start);
+    }
+    return end;
+  }
+  const std::size_t longest = seps.back().size();
+  *offset = v.size() + 1 > longest ? v.size() + 1 - longest : 0;
+  if (*offset > limit) {
+    throw LimitOverrunError("separator is not found, and chunk exceed the limit", *offset);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Coro<std::string> StreamReader::readuntil(std::string separator) {
   if (separator.empty()) throw std::invalid_argument("readuntil: empty separator");
   std::shared_ptr<detail::ReaderState> keep = s_;
   detail::ReaderState& s = *keep;
   detail::ReaderState::Guard guard(s);
-  const std::size_t seplen = separator.size();
+  const std::string_view seps[] = {separator};
   std::size_t offset = 0;  // where the next search starts
   for (;;) {
-    std::string_view v = s.buf_.view();
-    if (v.size() >= seplen) {
-      std::size_t pos = v.find(separator, offset);
-      if (pos != std::string_view::npos) {
-        if (pos > s.limit_) {
-          throw LimitOverrunError("separator is found, but chunk is longer than limit", pos);
-        }
-        co_return s.buf_.take(pos + seplen);
-      }
-      offset = v.size() + 1 - seplen;
-      if (offset > s.limit_) {
-        throw LimitOverrunError("separator is not found, and chunk exceed the limit", offset);
-      }
+    if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
+      co_return s.buf_.take(*end);
+    }
+    if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
+    co_await s.fill();
+  }
+}
+
+Coro<std::string> StreamReader::readuntil(std::span<const std::string_view> separators) {
+  if (separators.empty()) throw std::invalid_argument("readuntil: no separator");
+  // Sorted by length, stably (asyncio's sorted(key=len)); an insertion
+  // sort, since there are a few.
+  absl::InlinedVector<std::string_view, 4> seps;
+  for (std::string_view sep : separators) {
+    if (sep.empty()) throw std::invalid_argument("readuntil: empty separator");
+    auto at = seps.end();
+    while (at != seps.begin() && (at - 1)->size() > sep.size()) --at;
+    seps.insert(at, sep);
+  }
+  std::shared_ptr<detail::ReaderState> keep = s_;
+  detail::ReaderState& s = *keep;
+  detail::ReaderState::Guard guard(s);
+  std::size_t offset = 0;
+  for (;;) {
+    if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
+      co_return s.buf_.take(*end);
     }
     if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
     co_await s.fill();
@@ -601,6 +692,9 @@ Coro<std::string> StreamReader::readline() {
   if (overrun) std::rethrow_exception(overrun);
   co_return line;
 }
+
+void StreamReader::set_read_deadline(TimePoint deadline) { s_->deadline_ = deadline; }
+TimePoint StreamReader::read_deadline() const { return s_->deadline_; }
 
 bool StreamReader::at_eof() const { return s_->eof_ && s_->buf_.empty(); }
 std::size_t StreamReader::buffered() const { return s_->buf_.size(); }
@@ -637,7 +731,7 @@ const Socket& StreamWriter::socket() const { return s_->t_->socket(); }
 namespace detail {
 std::pair<StreamReader, StreamWriter> make_stream(std::shared_ptr<StreamTransport> t,
                                                   const StreamOptions& options) {
-  auto r = std::make_shared<ReaderState>(t, options.limit);
+  auto r = std::make_shared<ReaderState>(t, options.limit, options.read_timeout);
   auto w = std::make_shared<WriterState>(
       t, options.write_high_water,
       options.write_low_water.value_or(options.write_high_water / 4));
@@ -858,8 +952,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       throw;
     } catch (...) {
       report_error(absl::StrFormat("unhandled exception in the connection handler for %s: %s",
-                                   peer.to_string(),
-                                   describe_exception(std::current_exception())));
+                                   peer.to_string(), describe_current_exception()));
     }
   }
 

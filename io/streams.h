@@ -27,6 +27,13 @@
 // so a producer that drains after writing never outruns a slow reader by
 // more than the high-water mark plus one write.
 //
+// Read timeouts. A reader can bound its waits two ways, both built on
+// weft::timeout (a timed-out wait is a cancelled one, so it consumes
+// nothing): StreamOptions::read_timeout limits each wait for the peer (its
+// silence), StreamReader::set_read_deadline limits every wait until a point
+// in time (a message spread over several reads). Either raises TimeoutError
+// from the read; the stream stays usable (a later read may succeed).
+//
 // Cancel-safety contract:
 //   read / readline / readuntil / readexactly: a cancelled call consumes
 //     nothing: every byte received so far stays buffered for the next call
@@ -54,6 +61,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -96,8 +104,27 @@ class StreamReader {
   // LimitOverrunError if it is not found within the limit; the data stays
   // buffered.
   [[nodiscard]] Coro<std::string> readuntil(std::string separator = "\n");
+  // asyncio 3.13's readuntil with a tuple of separators: reads up to and
+  // including the separator match that ends first (of several ending at the
+  // same byte, the shortest separator's), e.g. the end of an HTTP head with
+  // bare-LF or CRLF lines: {"\n\n", "\n\r\n"}. The limit and EOF as above;
+  // the limit applies to where that match starts. The separators must stay
+  // valid until the call completes (a static array is the usual caller);
+  // std::invalid_argument if there are none or one is empty.
+  [[nodiscard]] Coro<std::string> readuntil(std::span<const std::string_view> separators);
   // Reads exactly n bytes; IncompleteReadError at EOF (partial consumed).
   [[nodiscard]] Coro<std::string> readexactly(std::size_t n);
+
+  // Bounds the waiting of every read from now on (Go's SetReadDeadline; a
+  // server handler bounds the time to read a request head with it): a read
+  // still waiting for the peer at `deadline` (on the runtime's clock,
+  // get_running_loop().time()) raises TimeoutError, and one that would have
+  // to wait after it raises at once. Nothing is consumed: what arrived stays
+  // buffered, and what is buffered is still returned without waiting.
+  // TimePoint::max() (the default) removes it. Call it between reads, from
+  // the task that reads.
+  void set_read_deadline(TimePoint deadline);
+  TimePoint read_deadline() const;
 
   // True if the peer closed and everything was read.
   bool at_eof() const;
@@ -163,6 +190,14 @@ struct StreamOptions {
   std::optional<std::size_t> write_low_water;
   // For open_connection: per-attempt connect timeout (TimeoutError).
   std::optional<Duration> connect_timeout;
+  // The reader's idle limit: a read that has waited this long with nothing
+  // arriving raises TimeoutError (nothing consumed). Every receive restarts
+  // it, so it bounds the peer's silence, not the length of a read (nginx's
+  // client_body_timeout); on a server it is the idle timeout of a
+  // connection (ServerOptions::stream). Combined with a read deadline
+  // (StreamReader::set_read_deadline), whichever comes first ends the wait.
+  // nullopt: no limit; otherwise it must be positive (std::invalid_argument).
+  std::optional<Duration> read_timeout;
 };
 
 // Wraps a connected stream socket.
@@ -175,9 +210,18 @@ std::pair<StreamReader, StreamWriter> open_stream(Socket socket, StreamOptions o
 
 // --- Servers ----------------------------------------------------------------
 
-// Called as a new task for each connection. It runs on any worker; an
-// exception other than CancelledError is reported through the runtime's
-// error handler. Must be callable concurrently from several threads.
+// Called as a new task for each connection. It runs on any worker. An
+// exception other than CancelledError that escapes it is reported through
+// the runtime's error handler, once, with its type and the peer
+// ("unhandled exception in the connection handler for 127.0.0.1:4242:
+// weft::ConnectionResetError: recv: Connection reset by peer [errno 104]",
+// asyncio's "Unhandled exception in client_connected_cb"). A handler
+// therefore catches the ways a client normally ends a connection, which are
+// not bugs: ConnectionError (reset, broken pipe, aborted), IncompleteReadError
+// (EOF in the middle of a message) and the TimeoutError of its own read
+// limits (StreamOptions::read_timeout, StreamReader::set_read_deadline); see
+// docs/io.md, "Ending a connection". Must be callable concurrently from
+// several threads.
 using ConnectionHandler = std::function<Coro<void>(StreamReader, StreamWriter)>;
 
 // Makes the streams of an accepted connection (see ServerOptions).
@@ -186,6 +230,14 @@ using StreamOpener =
 
 struct ServerOptions {
   ListenOptions listen;
+  // Every connection's stream options; `stream.read_timeout` is the
+  // connection's idle timeout (hyper's keep-alive timeout, nginx's
+  // keepalive_timeout): a handler waiting that long for the client to send
+  // anything gets TimeoutError from its read. The time to read one message
+  // (a request head: hyper's header_read_timeout, nginx's
+  // client_header_timeout) is the handler's to bound, with
+  // StreamReader::set_read_deadline, since only it knows where a message
+  // starts and ends.
   StreamOptions stream;
   // Makes each connection's streams; default open_stream. A TLS server sets
   // weft::tls_server_opener(context) (weft/io/tls.h). It runs in the

@@ -98,6 +98,56 @@ WEFT_CO_TEST(IoStreams, ReadUntilEofAndPartialLine) {
   EXPECT_EQ(e->expected(), std::nullopt);
 }
 
+// asyncio 3.13's readuntil(tuple): the match that ends first wins.
+constexpr std::string_view kHeadEnds[] = {"\n\n", "\n\r\n"};
+constexpr std::string_view kOverlapping[] = {"abc", "bc", "zzzz"};
+constexpr std::string_view kNoSeparator[] = {"x", ""};
+
+WEFT_CO_TEST(IoStreams, ReadUntilTheFirstOfSeveralSeparators) {
+  Watchdog wd(2s);
+  auto [a, b] = Socket::pair();
+  StreamOptions o;
+  o.limit = 24;
+  auto [r, unused] = open_stream(std::move(b), o);
+  co_await a.sendall("GET / HTTP/1.1\nHost: h\n\nnext\r\n\r\n" "xabcd"
+                     "0123456789abcdefghijklmnopqrst\n\n" "tail");
+  a.shutdown(SHUT_WR);
+  // The LF-only head ends at "\n\n"; the CRLF one at its "\n\r\n".
+  EXPECT_EQ(co_await r.readuntil(kHeadEnds), "GET / HTTP/1.1\nHost: h\n\n");
+  EXPECT_EQ(co_await r.readuntil(kHeadEnds), "next\r\n\r\n");
+  // "bc" and "abc" end at the same byte: one chunk either way.
+  EXPECT_EQ(co_await r.readuntil(kOverlapping), "xabc");
+  EXPECT_EQ(co_await r.read(1), "d");
+  // The match starts past the limit (24): LimitOverrunError, data kept.
+  auto e = co_await testing::raises<LimitOverrunError>(r.readuntil(kHeadEnds));
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->consumed(), 30u);
+  EXPECT_EQ(co_await r.readexactly(32), "0123456789abcdefghijklmnopqrst\n\n");
+  // At EOF without a separator: IncompleteReadError with the rest.
+  auto inc = co_await testing::raises<IncompleteReadError>(r.readuntil(kHeadEnds));
+  WEFT_CO_ASSERT_TRUE(inc.has_value());
+  EXPECT_EQ(inc->partial(), "tail");
+  EXPECT_THROW(co_await r.readuntil(std::span<const std::string_view>()), std::invalid_argument);
+  EXPECT_THROW(co_await r.readuntil(kNoSeparator), std::invalid_argument);
+}
+
+WEFT_CO_TEST(IoStreams, ReadUntilSeveralSeparatorsAcrossReceives) {
+  Watchdog wd(2s);
+  auto [a, b] = Socket::pair();
+  auto [r, unused] = open_stream(std::move(b));
+  // A separator split over two receives is still found, and one that ends
+  // earlier wins over a longer one that started before it.
+  auto reader = create_task(r.readuntil(kHeadEnds));
+  co_await a.sendall("A: 1\r\n");
+  co_await sleep(2ms);
+  co_await a.sendall("\r");
+  co_await sleep(2ms);
+  EXPECT_FALSE(reader.done());
+  co_await a.sendall("\nrest");
+  EXPECT_EQ(co_await reader, "A: 1\r\n\r\n");
+  EXPECT_EQ(r.buffered(), 4u);
+}
+
 WEFT_CO_TEST(IoStreams, ReadAllUntilEof) {
   Watchdog wd(2s);
   auto [a, b] = Socket::pair();

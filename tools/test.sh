@@ -11,7 +11,9 @@
 #   asan        bazel test --config=asan        (g++, AddressSanitizer + UBSan + LeakSanitizer)
 #   tsan        bazel test --config=tsan        (g++, ThreadSanitizer; builds /opt/weft-tsan
 #               if needed)
-#   clang       bazel test --config=clang       (clang 16, thread-safety analysis as errors)
+#   clang       bazel test --config=clang       (clang 16, thread-safety analysis as errors),
+#               then a short fuzz run: tools/fuzz.sh, each libFuzzer target of //fuzz for
+#               WEFT_FUZZ_SECONDS (default 5), one test each
 #   clang-asan  bazel test --config=clang-asan  (clang 16, ASan + UBSan + LeakSanitizer)
 #   consumer    builds and runs examples/consumer, a separate workspace using @weft//:weft
 #               (counts as one test)
@@ -21,6 +23,7 @@
 # Environment:
 #   WEFT_STRESS=1      also run tests tagged `stress` (always skipped: tag `benchmark`)
 #   WEFT_SKIP_SETUP=1  do not run tools/setup.sh first
+#   WEFT_FUZZ_SECONDS=N  each fuzzer's time in the clang configuration (long mode: 3600)
 # Works without a terminal (CI=true, stdin closed); Bazel output is plain text.
 set -uo pipefail
 
@@ -141,6 +144,20 @@ run_bazel_tests() {  # run_bazel_tests <config>
   record "$config" "$passed" "$failed" $((SECONDS - start)) "$note"
 }
 
+run_fuzz() {
+  local out="$workdir/fuzz.log" start=$SECONDS rc passed failed note=""
+  log "=== fuzz: tools/fuzz.sh ${WEFT_FUZZ_SECONDS:-5}"
+  "$ROOT/tools/fuzz.sh" "${WEFT_FUZZ_SECONDS:-5}" </dev/null 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  passed=$(grep -c '^fuzz .*: PASSED' "$out")
+  failed=$(grep -c '^fuzz .*: FAILED' "$out")
+  if ((rc != 0)); then
+    note="tools/fuzz.sh failed"
+    ((failed == 0)) && failed=1
+  fi
+  record fuzz "$passed" "$failed" $((SECONDS - start)) "$note"
+}
+
 run_consumer() {
   local rc start=$SECONDS
   log "=== consumer: examples/consumer, bazel run //:main (depends on @weft//:weft)"
@@ -168,6 +185,7 @@ for config in "${configs[@]}"; do
   case $config in
     consumer) run_consumer ;;
     tsan) tsan_preflight; run_bazel_tests tsan ;;
+    clang) run_bazel_tests clang; run_fuzz ;;
     *) run_bazel_tests "$config" ;;
   esac
 done

@@ -28,11 +28,17 @@ using namespace std::chrono_literals;
 // --- server -----------------------------------------------------------------
 
 weft::Coro<void> handle_echo(weft::StreamReader r, weft::StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(64 * 1024);
-    if (data.empty()) break;  // EOF
-    w.write(data);
-    co_await w.drain();  // backpressure: never queue more than the high-water mark
+  try {
+    for (;;) {
+      std::string data = co_await r.read(64 * 1024);
+      if (data.empty()) break;  // EOF
+      w.write(data);
+      co_await w.drain();  // backpressure: never queue more than the high-water mark
+    }
+  } catch (const weft::ConnectionError&) {
+    // The client reset the connection or stopped reading (reset, broken
+    // pipe): its way to leave, not a bug. Anything else escapes to weft's
+    // report.
   }
   w.close();
   co_await w.wait_closed();

@@ -147,11 +147,17 @@ class ServerPki {
 // --- server -------------------------------------------------------------------
 
 weft::Coro<void> handle_echo(weft::StreamReader r, weft::StreamWriter w) {
-  for (;;) {
-    std::string data = co_await r.read(64 * 1024);
-    if (data.empty()) break;  // the client's close_notify (or a plain EOF)
-    w.write(data);
-    co_await w.drain();  // backpressure: never queue more than the high-water mark
+  try {
+    for (;;) {
+      std::string data = co_await r.read(64 * 1024);
+      if (data.empty()) break;  // the client's close_notify (or a plain EOF)
+      w.write(data);
+      co_await w.drain();  // backpressure: never queue more than the high-water mark
+    }
+  } catch (const weft::ConnectionError&) {
+    // The client reset the connection or stopped reading: its way to leave.
+  } catch (const weft::TlsError&) {
+    // The client broke the TLS session off (a truncated record, an alert).
   }
   w.close();  // sends close_notify, then shuts the connection down
   co_await w.wait_closed();
