@@ -1,13 +1,9 @@
 #include "weft/io/errors.h"
 
-#include <cxxabi.h>
 #include <netdb.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <typeinfo>
 
 #include "absl/strings/str_format.h"
 
@@ -69,15 +65,5 @@ IncompleteReadError::IncompleteReadError(std::string partial,
                                        partial.size())),
       partial_(std::move(partial)),
       expected_(expected) {}
-
-std::string describe_current_exception() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "no exception";
-  int status = 0;
-  std::unique_ptr<char, decltype(&std::free)> name(
-      abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), &std::free);
-  return absl::StrFormat("%s: %s", status == 0 ? name.get() : type->name(),
-                         describe_exception(std::current_exception()));
-}
 
 }  // namespace weft

@@ -78,13 +78,6 @@ std::exception_ptr make_os_error(int code, std::string_view call);
 // Throws it for the current errno.
 [[noreturn]] void throw_errno(std::string_view call);
 
-// "<type>: <message>" for the exception being handled, with its type's
-// demangled name: "weft::ConnectionResetError: recv: Connection reset by
-// peer [errno 104]". For reports of exceptions nobody expected (the
-// message alone does not say whether a reset or a bug ended a task). Call
-// it inside a catch block; outside one it returns "no exception".
-std::string describe_current_exception();
-
 // A TLS failure reported by OpenSSL (weft/io/tls.h); the message holds
 // OpenSSL's error text and the operation ("TLS handshake: ...").
 class TlsError : public Error {

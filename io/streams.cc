@@ -952,7 +952,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       throw;
     } catch (...) {
       report_error(absl::StrFormat("unhandled exception in the connection handler for %s: %s",
-                                   peer.to_string(), describe_current_exception()));
+                                   peer.to_string(), describe_exception(std::current_exception())));
     }
   }
 
