@@ -51,7 +51,13 @@ std::string readable(std::int64_t ns) {
 class SleepState final : public detail::FutureStateBase {
  public:
   SleepState(detail::LoopBase* loop, std::int64_t duration_ns)
-      : FutureStateBase(loop), duration_ns_(duration_ns), deadline_ns_(loop->now_ns() + duration_ns) {}
+      : FutureStateBase(loop), duration_ns_(duration_ns) {}
+
+  // The timer's deadline (no clock read of its own: a sleep is hot). Set
+  // before the sleeping task suspends, which publishes the state to dumps.
+  void set_deadline(TimePoint deadline) noexcept {
+    deadline_ns_ = deadline.time_since_epoch().count();
+  }
 
   // The timer fired; false if the sleep was cancelled first.
   bool wake() noexcept {
@@ -67,7 +73,7 @@ class SleepState final : public detail::FutureStateBase {
 
  private:
   const std::int64_t duration_ns_;
-  const std::int64_t deadline_ns_;
+  std::int64_t deadline_ns_ = 0;
 };
 
 detail::ValueStorage<void> g_no_value;
@@ -83,6 +89,7 @@ Coro<void> sleep(Duration d) {
       new SleepState(&loop, d.count()),  // Duration counts nanoseconds
       detail::kAdoptRef);
   TimerHandle timer = loop.call_later(d, [done] { done->wake(); });
+  done->set_deadline(timer.when());
   try {
     co_await detail::StateAwaiter<void>(detail::RefPtr<detail::FutureStateBase>(done.get()), &g_no_value);
   } catch (...) {
