@@ -75,6 +75,8 @@ rejects "shield of a lambda" "FutureOrCoro" \
   '  co_await weft::shield([]() -> weft::Coro<void> { co_return; });'
 rejects "wait on Coros (asyncio.wait takes futures)" "FutureHandle" \
   '  std::vector<weft::Coro<int>> cs; (void)co_await weft::wait(std::move(cs));'
+rejects "a connection handler returning void" "ConnectionHandler" \
+  '  auto s = co_await weft::start_server([](weft::StreamReader, weft::StreamWriter) {}, "127.0.0.1", 0);'
 rejects "to_thread of something that is not callable" "to_thread" \
   '  (void)co_await weft::to_thread(5);'
 
