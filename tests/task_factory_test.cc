@@ -35,7 +35,7 @@ RuntimeOptions debug_options(std::uint32_t workers = 1) {
 // An eager task that finishes in its first step is done when create_task
 // returns, without a loop turn: it never touched a run queue.
 WEFT_CO_TEST_WITH(EagerTask, FinishesInsideCreateTask, testing::test_options(1)) {
-  Task<int> t = create_task(returns(5), TaskOptions{.eager_start = true});
+  Task<int> t = create_task(returns(5), TaskOptions{.name = {}, .eager_start = true});
   EXPECT_TRUE(t.done());
   EXPECT_EQ(t.result(), 5);
   Task<int> lazy = create_task(returns(6));
