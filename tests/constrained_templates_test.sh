@@ -26,40 +26,28 @@ compile() {
     "$cxx" "${flags[@]}" -I"$include" - 2>&1
 }
 
-# rejects <what> <expected text> <body>
-rejects() {
-  local out rc errors
-  out=$(compile "$3")
+# fails_at <where> <what> <expected text> <body>: the compile fails with exactly one error,
+# the output names <expected text>, and the user's line (5) is <where>: `error` (the error
+# itself is there: a constraint) or `reached` (a static_assert in weft's header, reached from
+# there).
+fails_at() {
+  local where=$1 what=$2 expected=$3 out rc errors line
+  out=$(compile "$4")
   rc=$?
   errors=$(grep -c -E ': (fatal )?error: ' <<<"$out")
+  if [[ $where == error ]]; then line='^<stdin>:5:[0-9]+: error: '; else line='<stdin>:5:[0-9]+'; fi
   if ((rc == 0)); then
-    fail "$1 compiled"
+    fail "$what compiled"
   elif ((errors != 1)); then
-    fail "$1: $errors errors, expected one:"$'\n'"$out"
-  elif ! grep -q -E '^<stdin>:5:[0-9]+: error: ' <<<"$out"; then
-    fail "$1: the error is not on the user's line:"$'\n'"$out"
-  elif [[ $out != *"$2"* ]]; then
-    fail "$1: the output does not name '$2':"$'\n'"$out"
+    fail "$what: $errors errors, expected one:"$'\n'"$out"
+  elif ! grep -q -E "$line" <<<"$out"; then
+    fail "$what: the error is not at the user's line:"$'\n'"$out"
+  elif [[ $out != *"$expected"* ]]; then
+    fail "$what: the output does not name '$expected':"$'\n'"$out"
   fi
 }
-
-# explains <what> <message> <body>: a static_assert in weft's header with <message>, as
-# the only error, reached from the user's line.
-explains() {
-  local out rc errors
-  out=$(compile "$3")
-  rc=$?
-  errors=$(grep -c -E ': (fatal )?error: ' <<<"$out")
-  if ((rc == 0)); then
-    fail "$1 compiled"
-  elif ((errors != 1)); then
-    fail "$1: $errors errors, expected one:"$'\n'"$out"
-  elif ! grep -q -E '<stdin>:5:[0-9]+' <<<"$out"; then
-    fail "$1: the output does not point at the user's line:"$'\n'"$out"
-  elif [[ $out != *"$2"* ]]; then
-    fail "$1: the output does not say '$2':"$'\n'"$out"
-  fi
-}
+rejects() { fails_at error "$@"; }
+explains() { fails_at reached "$@"; }
 
 explains "create_task of the coroutine function itself" "create_task takes a weft::Coro<T>" \
   '  (void)weft::create_task(weft::yield_now);'
