@@ -173,6 +173,14 @@ class Future : public BasicFuture<T> {
   }
 };
 
+// A handle on a future's state: a Future, Task, GatheringFuture, AnyTask or
+// AnyFuture (not a Coro). What AnyFuture is made from, and what wait and
+// as_completed take: a wrong argument fails at the call with this name.
+template <typename F>
+concept FutureHandle = requires(const F& f) {
+  { f.state_base() } -> std::convertible_to<detail::FutureStateBase*>;
+};
+
 // A future or task of any result type, seen without its value (asyncio's
 // duck-typed futures): what wait() and as_completed() take when futures of
 // different result types are mixed. Made from any Future<T>, Task<T>,
@@ -182,10 +190,7 @@ class Future : public BasicFuture<T> {
 class AnyFuture {
  public:
   AnyFuture() = default;
-  template <typename F>
-    requires requires(const F& f) {
-      { f.state_base() } -> std::convertible_to<detail::FutureStateBase*>;
-    }
+  template <FutureHandle F>
   AnyFuture(const F& f) : state_(f.state_base()) {}  // NOLINT: implicit on purpose
 
   bool valid() const noexcept { return static_cast<bool>(state_); }

@@ -117,12 +117,8 @@ struct AwaitableTraits<GatheringFuture<R>> {
 template <typename A>
 concept FutureOrCoro = requires { typename detail::AwaitableTraits<std::decay_t<A>>::value; };
 
-// What wait and as_completed take: a Future, Task, GatheringFuture or
-// AnyFuture handle (not a Coro: asyncio.wait no longer wraps coroutines).
-template <typename F>
-concept FutureHandle = std::copy_constructible<F> && requires(const F& f) {
-  { f.state_base() } -> std::convertible_to<detail::FutureStateBase*>;
-};
+// wait and as_completed take a FutureHandle (core/future.h): not a Coro, as
+// asyncio.wait no longer wraps coroutines.
 
 namespace detail {
 // The value an argument is awaited for; void for an argument that is not
