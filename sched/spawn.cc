@@ -48,22 +48,15 @@ std::string readable(std::int64_t ns) {
 
 // What a sleeping task waits on: a future that describes itself as
 // "sleep 50 ms (12 ms left)" in task dumps. Completed by the sleep's timer.
-class SleepState final : public detail::FutureStateBase {
+class SleepState final : public detail::FutureState<void> {
  public:
   SleepState(detail::LoopBase* loop, std::int64_t duration_ns)
-      : FutureStateBase(loop), duration_ns_(duration_ns) {}
+      : FutureState(loop), duration_ns_(duration_ns) {}
 
   // The timer's deadline (no clock read of its own: a sleep is hot). Set
   // before the sleeping task suspends, which publishes the state to dumps.
   void set_deadline(TimePoint deadline) noexcept {
     deadline_ns_ = deadline.time_since_epoch().count();
-  }
-
-  // The timer fired; false if the sleep was cancelled first.
-  bool wake() noexcept {
-    if (!try_claim()) return false;
-    publish(Outcome::kValue);
-    return true;
   }
 
   std::string describe() const override {
@@ -75,8 +68,6 @@ class SleepState final : public detail::FutureStateBase {
   const std::int64_t duration_ns_;
   std::int64_t deadline_ns_ = 0;
 };
-
-detail::ValueStorage<void> g_no_value;
 }  // namespace
 
 Coro<void> sleep(Duration d) {
@@ -88,10 +79,11 @@ Coro<void> sleep(Duration d) {
   detail::RefPtr<SleepState> done(
       new SleepState(&loop, d.count()),  // Duration counts nanoseconds
       detail::kAdoptRef);
-  TimerHandle timer = loop.call_later(d, [done] { done->wake(); });
+  // try_: a cancelled sleep's timer may still fire (cancelled from another thread).
+  TimerHandle timer = loop.call_later(d, [done] { done->try_set_result(); });
   done->set_deadline(timer.when());
   try {
-    co_await detail::StateAwaiter<void>(detail::RefPtr<detail::FutureStateBase>(done.get()), &g_no_value);
+    co_await detail::StateAwaiter<void>(detail::RefPtr<detail::FutureStateBase>(done.get()), done.get());
   } catch (...) {
     timer.cancel();
     throw;
