@@ -62,7 +62,8 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
                  static_cast<unsigned long long>(shuffle_seed_),
                  static_cast<unsigned long long>(shuffle_seed_));
   }
-  // As PYTHONASYNCIODEBUG: the environment can turn debug mode on, not off.
+  // The environment can turn debug mode on, not off (as PYTHONASYNCIODEBUG;
+  // unlike it, "0" and the other spellings of false mean off: docs/design.md).
   debug_ = options_.debug;
   if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && *env != '\0') {
     if (std::optional<bool> on = parse_flag(env)) {

@@ -105,8 +105,9 @@ struct RuntimeOptions {
   // longer than `slow_callback_threshold`, naming them; reports Coros
   // destroyed without ever being awaited. WEFT_DEBUG=1 (true, yes, on, in
   // any case) turns it on too; 0, false, no, off or empty leave it as set
-  // here (like PYTHONASYNCIODEBUG, the environment never turns it off);
-  // anything else is reported once and ignored.
+  // here (the environment never turns it off; unlike PYTHONASYNCIODEBUG,
+  // "0" does not mean on: docs/design.md); anything else is reported once
+  // and ignored.
   bool debug = false;
   Duration slow_callback_threshold = std::chrono::milliseconds(100);
   // Called with every error nobody else will see (exceptions from callbacks,
