@@ -80,15 +80,22 @@ template <typename T>
 inline constexpr bool kIsCoro<Coro<T>> = true;
 }  // namespace detail
 
-// Anything but a Coro (the coroutine function itself, a lambda, an awaiter):
-// one error that says what create_task takes.
-template <typename F, typename... Rest>
-  requires(!detail::kIsCoro<std::remove_cvref_t<F>>)
-void create_task(F&&, Rest&&...) {
-  static_assert(detail::kIsCoro<std::remove_cvref_t<F>>,
+namespace detail {
+// For the task-making calls given anything but a Coro (the coroutine
+// function itself, a lambda, an awaiter): one error that says what they take.
+template <typename F>
+void reject_non_coro() {
+  static_assert(kIsCoro<F>,
                 "create_task takes a weft::Coro<T>: call the coroutine function "
                 "(create_task(work(args)), not create_task(work)); for a synchronization "
                 "primitive's awaiter, use as_coro() (create_task(queue.get().as_coro()))");
+}
+}  // namespace detail
+
+template <typename F, typename... Rest>
+  requires(!detail::kIsCoro<std::remove_cvref_t<F>>)
+void create_task(F&&, Rest&&...) {
+  detail::reject_non_coro<std::remove_cvref_t<F>>();
 }
 
 // Like create_task, but the task always runs on the current loop.

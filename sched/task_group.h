@@ -92,7 +92,13 @@ class TaskGroup {
   }
   template <typename T>
   Task<T> create_task(Coro<T> body, std::string name = {}) {
-    return create_task(std::move(body), TaskOptions{.name = std::move(name)});
+    return create_task(std::move(body), TaskOptions{.name = std::move(name), .eager_start = false});
+  }
+  // Anything but a Coro: the same one error as weft::create_task's.
+  template <typename F, typename... Rest>
+    requires(!detail::kIsCoro<std::remove_cvref_t<F>>)
+  void create_task(F&&, Rest&&...) {
+    detail::reject_non_coro<std::remove_cvref_t<F>>();
   }
 
  private:

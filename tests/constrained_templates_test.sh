@@ -51,6 +51,8 @@ explains() { fails_at reached "$@"; }
 
 explains "create_task of the coroutine function itself" "create_task takes a weft::Coro<T>" \
   '  (void)weft::create_task(weft::yield_now);'
+explains "TaskGroup::create_task of the coroutine function itself" "create_task takes a weft::Coro<T>" \
+  '  co_await weft::task_group([&](weft::TaskGroup& tg) -> weft::Coro<void> { (void)tg.create_task(weft::yield_now); co_return; });'
 explains "create_task of a primitive's awaiter" "use as_coro()" \
   '  weft::Event ev; (void)weft::create_task(ev.wait());'
 rejects "a task_group body returning void" "TaskGroupBody" \

@@ -119,6 +119,20 @@ WEFT_CO_TEST_WITH(SyncWaiter, AWaitWithAPendingRequestInsideAScopeRaisesAtOnce, 
   EXPECT_EQ(ev.statistics().waiters, 0u);
 }
 
+WEFT_CO_TEST_WITH(SyncWaiter, AWaitInsideAnAlreadyCancelledScopeEndsAtOnce, test_options(1)) {
+  // The wait parks, then its checkpoint finds the scope cancelled: it ends
+  // without suspending, and the lock keeps no waiter and is not handed over.
+  Lock lock;
+  co_await lock.acquire();
+  CancelScope scope;
+  scope.cancel("gone");
+  EXPECT_FALSE(co_await scope.run(lock.acquire().as_coro())) << "the scope caught it";
+  EXPECT_TRUE(scope.cancelled_caught());
+  EXPECT_EQ(lock.statistics().waiters, 0u);
+  lock.release();
+  EXPECT_FALSE(lock.locked()) << "the cancelled wait was never given the lock";
+}
+
 // --- named in dumps ------------------------------------------------------------------
 
 WEFT_CO_TEST_WITH(SyncWaiter, DumpsNameTheWait, test_options(1)) {
