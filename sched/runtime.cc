@@ -31,6 +31,8 @@ std::optional<bool> parse_flag(absl::string_view v) {
 // Reports a malformed environment variable once per process (every runtime
 // reads it; one warning is enough). `warned` is per variable.
 void warn_once(std::atomic<bool>& warned, Runtime& rt, const std::string& message) {
+  // Relaxed: the flag guards nothing but itself; the exchange alone makes
+  // exactly one runtime, on any thread, the one that reports.
   if (!warned.exchange(true, std::memory_order_relaxed)) rt.report_error(message);
 }
 std::atomic<bool> g_warned_debug{false};

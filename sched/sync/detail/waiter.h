@@ -111,7 +111,10 @@ class SyncWaiter : public WaitNode {
   SyncWaiter* list_prev_ = nullptr;
   SyncWaiter* list_next_ = nullptr;
   bool linked_ = false;
-  bool in_wait_ = false;  // between suspend() and the end of the wait
+  // Between suspend() and the end of the wait (the node is published to its
+  // task's cancellers). Touched only by the owner task, on whichever thread
+  // runs it; a wait's end and the next suspend() are ordered by its steps.
+  bool in_wait_ = false;
 };
 
 // A waiter that can be handed an item (a queue's getter).
