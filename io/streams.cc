@@ -630,12 +630,26 @@ std::optional<std::size_t> find_separator(std::string_view v,
 
 }  // namespace
 
-Coro<std::string> StreamReader::readuntil(std::string separator) {
-  if (separator.empty()) throw std::invalid_argument("readuntil: empty separator");
-  std::shared_ptr<detail::ReaderState> keep = s_;
+namespace {
+// What readuntil looks for, owned by its frame. Two fit inline: the one
+// separator of readuntil(sep), or http_hello's two head ends.
+using Separators = absl::InlinedVector<std::string, 2>;
+
+// readuntil's loop, for one separator or several. Checks and sorts them when
+// awaited (asyncio raises then, not at the call).
+Coro<std::string> read_until(std::shared_ptr<detail::ReaderState> keep, Separators separators) {
+  if (separators.empty()) throw std::invalid_argument("readuntil: no separator");
+  // Sorted by length, stably (asyncio's sorted(key=len)); an insertion
+  // sort, since there are a few.
+  absl::InlinedVector<std::string_view, 2> seps;
+  for (const std::string& sep : separators) {
+    if (sep.empty()) throw std::invalid_argument("readuntil: empty separator");
+    auto at = seps.end();
+    while (at != seps.begin() && (at - 1)->size() > sep.size()) --at;
+    seps.insert(at, sep);
+  }
   detail::ReaderState& s = *keep;
   detail::ReaderState::Guard guard(s);
-  const std::string_view seps[] = {separator};
   std::size_t offset = 0;  // where the next search starts
   for (;;) {
     if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
@@ -645,29 +659,16 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
     co_await s.fill();
   }
 }
+}  // namespace
+
+Coro<std::string> StreamReader::readuntil(std::string separator) {
+  Separators one;
+  one.push_back(std::move(separator));
+  return read_until(s_, std::move(one));
+}
 
 Coro<std::string> StreamReader::readuntil(std::span<const std::string_view> separators) {
-  if (separators.empty()) throw std::invalid_argument("readuntil: no separator");
-  // Sorted by length, stably (asyncio's sorted(key=len)); an insertion
-  // sort, since there are a few.
-  absl::InlinedVector<std::string_view, 4> seps;
-  for (std::string_view sep : separators) {
-    if (sep.empty()) throw std::invalid_argument("readuntil: empty separator");
-    auto at = seps.end();
-    while (at != seps.begin() && (at - 1)->size() > sep.size()) --at;
-    seps.insert(at, sep);
-  }
-  std::shared_ptr<detail::ReaderState> keep = s_;
-  detail::ReaderState& s = *keep;
-  detail::ReaderState::Guard guard(s);
-  std::size_t offset = 0;
-  for (;;) {
-    if (std::optional<std::size_t> end = find_separator(s.buf_.view(), seps, &offset, s.limit_)) {
-      co_return s.buf_.take(*end);
-    }
-    if (s.eof_) throw IncompleteReadError(s.buf_.take(s.buf_.size()), std::nullopt);
-    co_await s.fill();
-  }
+  return read_until(s_, Separators(separators.begin(), separators.end()));
 }
 
 Coro<std::string> StreamReader::readline() {
