@@ -70,64 +70,6 @@ namespace {
 
 using detail::FileState;
 
-// --- Joined pool calls ----------------------------------------------------------------
-//
-// run_joined(fn) runs fn(stop_token) on the to_thread pool like to_thread,
-// but a cancelled caller does not leave the call behind: to_thread requests
-// the stop and raises CancelledError at once; run_joined then either claims
-// the call before it starts (it will not run fn) or waits, shielded, until
-// fn has returned, and only then lets the CancelledError go. That is what
-// makes the cancel-safety contract of file.h exact: when a File call raises,
-// nothing of it runs any more, and the bytes it counted are final.
-//
-// The phase word: kPending (submitted) moves once, to kRunning (the pool
-// thread claimed it: fn runs) or to kAbandoned (the cancelled caller
-// claimed it: fn never runs). Both claims are compare-exchanges from
-// kPending, so exactly one wins; they carry no data (fn's effects reach the
-// caller through the to_thread result or the `returned` future, which order
-// them), so relaxed would do; acq_rel keeps the reasoning local.
-enum : int { kPending, kRunning, kAbandoned };
-
-struct JoinedCall {
-  std::atomic<int> phase{kPending};
-  // Completed when fn, having run, returns or throws.
-  Future<void> returned;
-};
-
-Coro<void> wait_returned(Future<void> returned) { co_await returned; }
-
-template <typename Fn>
-Coro<std::invoke_result_t<Fn&, std::stop_token>> run_joined(Fn fn) {
-  using R = std::invoke_result_t<Fn&, std::stop_token>;
-  auto call = std::make_shared<JoinedCall>();
-  // Named, not a temporary of the co_await's full-expression (docs/pitfalls.md:
-  // g++ 12 destroys such a lambda twice).
-  auto claimed_call = [call, fn = std::move(fn)](std::stop_token stop) mutable -> R {
-    int expected = kPending;
-    if (!call->phase.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
-      // The caller gave up on it and does not wait: nobody sees this.
-      throw CancelledError("abandoned before it started");
-    }
-    struct Returned {
-      JoinedCall& call;
-      ~Returned() { call.returned.try_set_result(); }
-    } returned{*call};
-    return fn(std::move(stop));
-  };
-  std::exception_ptr cancelled;
-  try {
-    co_return co_await to_thread(std::move(claimed_call));
-  } catch (const CancelledError&) {
-    cancelled = std::current_exception();
-  }
-  int expected = kPending;
-  if (!call->phase.compare_exchange_strong(expected, kAbandoned, std::memory_order_acq_rel)) {
-    // fn runs or ran, and was asked to stop: bounded by its current chunk.
-    co_await shielded(wait_returned(call->returned));
-  }
-  std::rethrow_exception(cancelled);
-}
-
 // --- Blocking calls (on the pool) -----------------------------------------------------
 
 std::shared_ptr<FileState> open_blocking(const std::string& path, int flags, mode_t permissions) {
@@ -216,7 +158,7 @@ Coro<void> write_joined(std::shared_ptr<FileState> s, std::optional<std::uint64_
   auto call = [&s, offset, data, &done](std::stop_token stop) {
     write_blocking(std::move(stop), *s, offset, data, done);
   };
-  co_await run_joined(std::move(call));
+  co_await to_thread_joined(std::move(call));
 }
 
 int flags_for_mode(std::string_view mode) {
@@ -278,7 +220,7 @@ Coro<File> File::open(std::string path, int flags, mode_t permissions) {
   auto call = [&path, flags, permissions](std::stop_token) {
     return open_blocking(path, flags, permissions);
   };
-  std::shared_ptr<FileState> state = co_await run_joined(std::move(call));
+  std::shared_ptr<FileState> state = co_await to_thread_joined(std::move(call));
   co_return File(std::move(state), std::move(path), (flags & O_APPEND) != 0);
 }
 
@@ -291,7 +233,7 @@ Coro<std::string> File::read(std::size_t n) {
   auto call = [s = checked_state("File::read"), offset = position_, n](std::stop_token stop) {
     return read_blocking(std::move(stop), *s, offset, n);
   };
-  std::string data = co_await run_joined(std::move(call));
+  std::string data = co_await to_thread_joined(std::move(call));
   position_ += data.size();
   co_return data;
 }
@@ -300,14 +242,14 @@ Coro<std::string> File::read_at(std::uint64_t offset, std::size_t n) const {
   auto call = [s = checked_state("File::read_at"), offset, n](std::stop_token stop) {
     return read_blocking(std::move(stop), *s, offset, n);
   };
-  co_return co_await run_joined(std::move(call));
+  co_return co_await to_thread_joined(std::move(call));
 }
 
 Coro<std::string> File::read_all() {
   auto call = [s = checked_state("File::read_all"), offset = position_](std::stop_token stop) {
     return read_to_end_blocking(std::move(stop), *s, offset);
   };
-  std::string data = co_await run_joined(std::move(call));
+  std::string data = co_await to_thread_joined(std::move(call));
   position_ += data.size();
   co_return data;
 }
@@ -351,7 +293,7 @@ Coro<void> File::sync() {
   auto call = [s = checked_state("File::sync")](std::stop_token) {
     if (::fsync(s->fd) != 0) throw OSError(errno, "fsync", s->path);
   };
-  co_await run_joined(std::move(call));
+  co_await to_thread_joined(std::move(call));
 }
 
 Coro<std::uint64_t> File::size() const {
@@ -360,7 +302,7 @@ Coro<std::uint64_t> File::size() const {
     if (::fstat(s->fd, &st) != 0) throw OSError(errno, "fstat", s->path);
     return static_cast<std::uint64_t>(st.st_size);
   };
-  co_return co_await run_joined(std::move(call));
+  co_return co_await to_thread_joined(std::move(call));
 }
 
 Coro<void> File::close() {
@@ -381,7 +323,7 @@ Coro<std::string> read_file(std::string path) {
     std::shared_ptr<FileState> s = open_blocking(path, O_RDONLY, 0);
     return read_to_end_blocking(std::move(stop), *s, 0);
   };
-  co_return co_await run_joined(std::move(call));
+  co_return co_await to_thread_joined(std::move(call));
 }
 
 Coro<void> write_file(std::string path, std::string_view data, mode_t permissions) {
@@ -391,7 +333,7 @@ Coro<void> write_file(std::string path, std::string_view data, mode_t permission
     write_blocking(std::move(stop), *s, 0, data, done);
     if (::close(s->release()) != 0) throw OSError(errno, "close", path);
   };
-  co_await run_joined(std::move(call));
+  co_await to_thread_joined(std::move(call));
 }
 
 }  // namespace weft

@@ -17,11 +17,24 @@
 //   callable and the arguments are destroyed on the pool thread before the
 //   result is handed over, so whatever they own is released when the await
 //   returns (not when the call was cancelled: then they go when the call ends).
+//
+// weft::to_thread_joined is to_thread for a call that must not outlive its
+// caller (it uses memory the caller owns, or the caller must know, once it
+// is cancelled, that nothing of the call still runs; Trio's run_sync without
+// abandon_on_cancel). A cancelled caller still raises CancelledError, but
+// only when the call is over: either the call never started and never will,
+// or the caller waited, shielded, until it returned (asked to stop through
+// its stop_token if it takes one). Its result is then discarded. weft::File
+// rests its cancel-safety contract on it; the pipeline example uses it so
+// that Ctrl-C leaves no compression running.
 #pragma once
 
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
+#include <atomic>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <tuple>
@@ -33,6 +46,7 @@
 #include "weft/core/context.h"
 #include "weft/core/coro.h"
 #include "weft/core/future.h"
+#include "weft/sched/cancel_scope.h"
 #include "weft/sched/runtime.h"
 #include "weft/sched/spawn.h"
 
@@ -68,21 +82,70 @@ void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job);
 
 }  // namespace detail
 
-template <typename F, typename... A>
-  requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
-Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
-  using Call = detail::ToThreadCall<F, A...>;
-  using R = detail::ToThreadResult<F, A...>;
-  Loop& loop = get_running_loop();
-  Future<R> result = Future<R>::labeled(loop, "to_thread", &typeid(F));
+namespace detail {
+
+// A to_thread_joined call's phase: kPending (submitted) moves once, to
+// kRunning (the pool thread claimed it: the call runs) or to kAbandoned (the
+// cancelled caller claimed it: the call never runs). Both claims are
+// compare-exchanges from kPending, so exactly one wins. They carry no data
+// (the call's effects reach the caller through the result or `returned`,
+// which order them), so relaxed would do; acq_rel keeps the argument local.
+struct JoinedCall {
+  enum : int { kPending, kRunning, kAbandoned };
+  std::atomic<int> phase{kPending};
+  // Completed once a call that ran is over: it returned or threw, its
+  // callable and arguments are destroyed and its pool ticket is finished, so
+  // a runtime stopping right after does not count it as still running.
+  Future<void> returned;
+
+  bool claim(int by) noexcept {
+    int expected = kPending;
+    return phase.compare_exchange_strong(expected, by, std::memory_order_acq_rel);
+  }
+};
+
+inline Coro<void> wait_returned(Future<void> returned) { co_await returned; }
+
+template <typename R>
+struct Offload {
+  Future<R> result;
   std::stop_source stop;
-  detail::submit_to_pool(
+};
+
+// Submits fn(args...) (or fn(stop_token, args...)) to the pool of the
+// calling loop's runtime. With `joined`, the pool thread runs it only if it
+// claims the call first, and completes joined->returned when it is over.
+template <typename F, typename... A>
+Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<JoinedCall> joined, F fn,
+                                               A... args) {
+  using Call = ToThreadCall<F, A...>;
+  using R = ToThreadResult<F, A...>;
+  Loop& loop = get_running_loop();
+  Offload<R> o{Future<R>::labeled(loop, "to_thread", &typeid(F)), {}};
+  submit_to_pool(
       loop.runtime(),
-      [result, stop, context = Context::current(),
+      [result = o.result, stop = o.stop, joined = std::move(joined), context = Context::current(),
        work = std::optional<std::tuple<F, A...>>(std::in_place, std::move(fn),
                                                  std::move(args)...)](
-          detail::OffloadTicket& ticket) mutable {
-        if (result.done()) return;  // cancelled before it started
+          OffloadTicket& ticket) mutable {
+        if (joined ? !joined->claim(JoinedCall::kRunning) : result.done()) {
+          return;  // cancelled before it started
+        }
+        // The callable and the arguments are destroyed (work.reset()) and the
+        // ticket is finished before the outcome is handed over, and a joined
+        // caller is released only after both.
+        struct Over {
+          OffloadTicket& ticket;
+          std::optional<std::tuple<F, A...>>& work;
+          JoinedCall* joined;
+          void operator()() noexcept {
+            work.reset();
+            ticket.finish();
+          }
+          ~Over() {
+            if (joined != nullptr) joined->returned.try_set_result();
+          }
+        } over{ticket, work, joined.get()};
         detail::ContextData data = context.data();
         detail::ContextScope scope(&data);
         auto call = [&]() -> R {
@@ -96,34 +159,58 @@ Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
               },
               *work);
         };
-        // The callable and the arguments are destroyed (work.reset()) and the
-        // ticket is finished before the outcome is handed over. A failure to
-        // hand it over means the awaiter was cancelled meanwhile: the caller is
-        // gone and asked the call to stop, so it is discarded.
+        // A failure to hand the outcome over means the awaiter was cancelled
+        // meanwhile: the caller is gone and asked the call to stop, so it is
+        // discarded.
         try {
           if constexpr (std::is_void_v<R>) {
             call();
-            work.reset();
-            ticket.finish();
+            over();
             result.try_set_result();
           } else {
             R value = call();
-            work.reset();
-            ticket.finish();
+            over();
             result.try_set_result(std::move(value));
           }
         } catch (...) {
-          work.reset();
-          ticket.finish();
+          over();
           result.try_set_exception(std::current_exception());
         }
       });
+  return o;
+}
+
+}  // namespace detail
+
+template <typename F, typename... A>
+  requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
+Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
+  auto o = detail::start_offload(nullptr, std::move(fn), std::move(args)...);
   try {
-    co_return co_await result;
+    co_return co_await o.result;
   } catch (const CancelledError&) {
-    stop.request_stop();
+    o.stop.request_stop();
     throw;
   }
+}
+
+template <typename F, typename... A>
+  requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
+Coro<detail::ToThreadResult<F, A...>> to_thread_joined(F fn, A... args) {
+  auto joined = std::make_shared<detail::JoinedCall>();
+  auto o = detail::start_offload(joined, std::move(fn), std::move(args)...);
+  std::exception_ptr cancelled;
+  try {
+    co_return co_await o.result;
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  o.stop.request_stop();
+  if (!joined->claim(detail::JoinedCall::kAbandoned)) {
+    // The call runs or ran: wait until it is over.
+    co_await shielded(detail::wait_returned(joined->returned));
+  }
+  std::rethrow_exception(cancelled);
 }
 
 }  // namespace weft

@@ -366,6 +366,90 @@ WEFT_CO_TEST(ToThread, StopTokenIsSignalledOnCancel) {
   EXPECT_TRUE(co_await pool_idle());
 }
 
+// --- to_thread_joined ----------------------------------------------------------------------
+
+Coro<int> await_joined_call(std::shared_ptr<BlockedCall> b) {
+  auto call = [b] {
+    b->entered.Notify();
+    b->release.WaitForNotificationWithTimeout(absl::FromChrono(kLongWait));
+    b->finished = true;
+    return 1;
+  };
+  try {
+    co_return co_await to_thread_joined(std::move(call));
+  } catch (const CancelledError&) {
+    // Joined: by the time the cancellation reaches the caller, the call is over.
+    b->task_saw_cancel = b->finished.load();
+    throw;
+  }
+}
+
+WEFT_CO_TEST(ToThread, JoinedCallReturnsValueAndPassesArguments) {
+  auto add = [](std::string a, std::unique_ptr<int> b) { return a + std::to_string(*b); };
+  EXPECT_EQ(co_await to_thread_joined(add, std::string("n="), std::make_unique<int>(7)), "n=7");
+  auto fails = [] { throw std::out_of_range("joined"); };
+  EXPECT_TRUE((co_await raises<std::out_of_range>(to_thread_joined(fails))).has_value());
+  EXPECT_TRUE(co_await pool_idle());
+}
+
+WEFT_CO_TEST(ToThread, CancelledJoinedCallerWaitsUntilTheCallReturned) {
+  auto b = std::make_shared<BlockedCall>();
+  Task<int> t = create_task(await_joined_call(b));
+  WEFT_CO_ASSERT_TRUE(co_await co_wait_until([&] { return b->entered.HasBeenNotified(); }));
+  EXPECT_TRUE(t.cancel("enough"));
+  // The cancellation is held while the call runs.
+  co_await sleep(20ms);
+  EXPECT_FALSE(t.done()) << "the cancelled caller did not wait for the running call";
+  b->release.Notify();
+  auto e = co_await raises<CancelledError>(t);
+  WEFT_CO_ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->message(), "enough");
+  EXPECT_TRUE(b->task_saw_cancel.load()) << "CancelledError reached the caller before the call ended";
+  EXPECT_TRUE(co_await pool_idle());
+}
+
+WEFT_CO_TEST(ToThread, JoinedCallWithAStopTokenIsAskedToStop) {
+  auto s = std::make_shared<StoppableCall>();
+  auto call = [s](std::stop_token st) {
+    s->entered.Notify();
+    auto deadline = mt_testing::Clock::now() + kLongWait;
+    while (!st.stop_requested() && mt_testing::Clock::now() < deadline) {
+      std::this_thread::sleep_for(200us);
+    }
+    s->saw_stop = st.stop_requested();
+    s->finished = true;
+  };
+  Task<void> t = create_task(to_thread_joined(std::move(call)));
+  WEFT_CO_ASSERT_TRUE(co_await co_wait_until([&] { return s->entered.HasBeenNotified(); }));
+  t.cancel();
+  EXPECT_TRUE((co_await raises<CancelledError>(t)).has_value());
+  EXPECT_TRUE(s->finished.load()) << "the caller's CancelledError came before the call returned";
+  EXPECT_TRUE(s->saw_stop.load());
+}
+
+// One pool thread, held by a first call: a second joined call cancelled while
+// it waits for the pool never runs, and its caller does not wait for it.
+TEST(ToThread, JoinedCallCancelledBeforeItStartsNeverRuns) {
+  run(
+      []() -> Coro<void> {
+        auto first = std::make_shared<BlockedCall>();
+        Task<int> holder = create_task(await_joined_call(first));
+        EXPECT_TRUE(co_await co_wait_until([&] { return first->entered.HasBeenNotified(); }));
+        auto ran = std::make_shared<std::atomic<bool>>(false);
+        auto second = [ran] { ran->store(true); };
+        Task<void> waiting = create_task(to_thread_joined(std::move(second)));
+        co_await sleep(5ms);
+        waiting.cancel();
+        EXPECT_TRUE((co_await raises<CancelledError>(waiting)).has_value());
+        EXPECT_FALSE(first->finished.load()) << "the cancelled caller waited for the pool";
+        first->release.Notify();
+        EXPECT_EQ(co_await holder, 1);
+        EXPECT_TRUE(co_await pool_idle());
+        EXPECT_FALSE(ran->load()) << "a joined call ran after its caller was cancelled";
+      }(),
+      pool_options(1));
+}
+
 WEFT_CO_TEST(ToThread, StopTokenNotSignalledWithoutCancel) {
   bool requested = co_await to_thread([](std::stop_token st) {
     std::this_thread::sleep_for(1ms);
