@@ -12,7 +12,7 @@ Everything is local, because this platform reaches no network but Debian's apt (
 4.2.3 from bazel-bootstrap; see tools/setup.sh for the packages):
 - rules_cc, remote_coverage_tools: tiny shims in third_party/ for the tool repositories Bazel 4
   would otherwise download; rules_java: Debian's bazel-rules-java.
-- com_google_absl, com_google_googletest, com_github_google_benchmark, oneTBB, openssl:
+- com_google_absl, com_google_googletest, com_github_google_benchmark, oneTBB, openssl, zlib:
   wrappers over the Debian -dev packages, under the repository names and target labels
   the upstream projects use.
 
@@ -95,4 +95,9 @@ def weft_deps():
         _system_library,
         name = "openssl",
         build_file = Label("//third_party:openssl.BUILD"),
+    )
+    _maybe(
+        _system_library,
+        name = "zlib",
+        build_file = Label("//third_party:zlib.BUILD"),
     )

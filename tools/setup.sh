@@ -3,7 +3,8 @@
 #
 #   tools/setup.sh          Bazel 4.2.3 (bazel-bootstrap), g++ 12 and clang 16 (with its
 #                           sanitizer runtimes), the libraries weft links (oneTBB, Abseil,
-#                           GoogleTest, Google Benchmark, OpenSSL), wrk
+#                           GoogleTest, Google Benchmark, OpenSSL, zlib), wrk,
+#                           python3
 #   tools/setup.sh --tsan   also what --config=tsan needs: a deb-src entry, cmake, ninja, make
 #                           and perl, then ThreadSanitizer builds of oneTBB, Abseil and OpenSSL
 #                           in /opt/weft-tsan (third_party/tsan/build.sh)
@@ -18,7 +19,10 @@ export DEBIAN_FRONTEND=noninteractive
 BASE_PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ pkg-config
   libtbb-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  wrk
+  # zlib: the pipeline example's and W10's compression.
+  zlib1g-dev
+  # W9's client; python3 for tools/bench_report (and its test).
+  wrk python3
   # --config=clang; libclang-rt-16-dev holds clang 16's ASan/UBSan runtimes (clang-asan).
   clang-16 libclang-rt-16-dev
 )
