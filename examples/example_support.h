@@ -3,11 +3,13 @@
 // still reads on its own.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <initializer_list>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -69,6 +71,16 @@ class Flags {
                                   it->second + "'");
     }
     return std::chrono::nanoseconds(static_cast<std::int64_t>(amount * scale));
+  }
+  // std::invalid_argument naming the first flag given that is not in `known`
+  // (a misspelt flag is an error, not a default).
+  void only(std::initializer_list<std::string_view> known) const {
+    for (const auto& [name, value] : values_) {
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      std::string list;
+      for (std::string_view k : known) list.append(" --").append(k);
+      throw std::invalid_argument("unknown flag --" + name + " (this mode takes" + list + ")");
+    }
   }
   std::string text(const std::string& name, const std::string& fallback) const {
     auto it = values_.find(name);
