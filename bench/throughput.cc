@@ -1,12 +1,12 @@
-// weft's throughput harness: the workloads W1-W9 of shared/perf/README.md, in
-// the output format a peer harness reads beside Tokio, Go, oneTBB, Asio and
-// asyncio/uvloop.
+// weft's throughput harness: the workloads W1-W9 of shared/perf/README.md,
+// and weft's own W10 (pipeline) and M1 (idle memory), in the output format a
+// peer harness reads beside Tokio, Go, oneTBB, Asio and asyncio/uvloop.
 //
 // Usage:
-//   throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] [WORKLOAD...]
-//   throughput [--scale=F] --server=PATH W8|W9...
+//   throughput [--workers=N] [--scale=F] [--json] [--no-absl-deadlock-detection] [WORKLOAD...]
+//   throughput [--scale=F] [--json] --server=PATH W8|W9...
 //   throughput [--workers=N] [--no-absl-deadlock-detection] echo-server|http-server <max_s>
-// WORKLOAD is a name (spawn_local, ...) or an id (W1..W9, M1, any case); none
+// WORKLOAD is a name (spawn_local, ...) or an id (W1..W10, M1, any case); none
 // means W1-W7. --workers defaults to the core count. --scale multiplies the
 // sizes (for quick looks and the smoke test; figures are only comparable at
 // the default 1). --no-absl-deadlock-detection: see bench/README.md.
@@ -15,14 +15,16 @@
 //
 // Output contract: one line per figure on stdout,
 //   weft <workload> <metric> <value> <unit>
-// and everything else (progress, per-run figures, notes) on stderr.
+// (with --json, one JSON object per line with those five fields) and
+// everything else (progress, per-run figures, notes) on stderr; on a
+// terminal, a ticker line says what runs and for how long.
 // Exit status: 0 when every requested figure was produced; 1 when a workload
 // failed or computed a wrong result (its figures are then not printed); 2 for
 // a bad command line, an unknown workload, or W9 without wrk in $PATH, all
 // rejected before anything runs.
 //
 // Repetitions: W1, W2: 5 runs, best and median. W3: best of 3. W4-W7: median
-// of 3. W8, W9: one run of the defined length (0.5 s + 5 s; 5 s). M1: one run. Each of
+// of 3, and so does W10. W8, W9: one run of the defined length (0.5 s + 5 s; 5 s). M1: one run. Each of
 // W1-W7 gets one Runtime, reused by its runs; timing is done inside the
 // runtime (workloads.h). W8 and W9 start this binary as their server
 // (net_workloads.h).
@@ -43,9 +45,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "weft/bench/child_process.h"
 #include "weft/bench/net_workloads.h"
+#include "weft/bench/pipeline_workload.h"
 #include "weft/bench/servers.h"
 #include "weft/bench/workloads.h"
 #include "weft/weft.h"
@@ -59,6 +64,8 @@ struct Options {
   bool absl_deadlock_detection_off = false;
   // --server: W8/W9 load this program's server modes instead of ours.
   std::string server;
+  // --json: every figure as a JSON object on its own line.
+  bool json = false;
 };
 
 // The first word of every figure: `weft`, or the --server program's name.
@@ -66,19 +73,102 @@ std::string g_label = "weft";
 
 // --- Output ------------------------------------------------------------------
 
-// A figure on stdout, in the contract's format. `decimals` is 0 for counts
-// and rates.
+// --json: set by main before any workload runs.
+bool g_json = false;
+
+// `text` as a JSON string.
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + '"';
+}
+
+// A figure on stdout, in the contract's format (or, with --json, as
+// {"impl", "workload", "metric", "value", "unit"}). `decimals` is 0 for
+// counts and rates.
 void emit(const char* workload, const char* metric, double value, int decimals,
           const char* unit) {
-  std::printf("%s %s %s %.*f %s\n", g_label.c_str(), workload, metric, decimals, value, unit);
+  if (g_json) {
+    std::printf("{\"impl\": %s, \"workload\": %s, \"metric\": %s, \"value\": %.*f, \"unit\": %s}\n",
+                json_string(g_label).c_str(), json_string(workload).c_str(),
+                json_string(metric).c_str(), decimals, value, json_string(unit).c_str());
+  } else {
+    std::printf("%s %s %s %.*f %s\n", g_label.c_str(), workload, metric, decimals, value, unit);
+  }
   std::fflush(stdout);
 }
 
+// stderr is shared by the per-run lines and, on a terminal, the ticker's
+// line (Ticker below), which a per-run line first wipes.
+absl::Mutex g_stderr_mu;
+bool g_ticker_shown ABSL_GUARDED_BY(g_stderr_mu) = false;
+
 template <typename... A>
 void progress(const char* fmt, A... a) {
+  absl::MutexLock lock(&g_stderr_mu);
+  if (g_ticker_shown) {
+    std::fputs("\r\033[K", stderr);
+    g_ticker_shown = false;
+  }
   std::fprintf(stderr, fmt, a...);
   std::fputc('\n', stderr);
 }
+
+// On a terminal, one line under the per-run lines that says what runs and
+// for how long (and of how long, where the workload's length is set), redrawn
+// every 250 ms, so that W8-W10's quiet seconds do not look hung. Off when
+// stderr is not a terminal (CI, pipes, a peer harness reading the output):
+// then no thread is started.
+class Ticker {
+ public:
+  Ticker(std::string what, double expected_s) : what_(std::move(what)), expected_s_(expected_s) {
+    if (isatty(STDERR_FILENO) == 1) thread_ = std::thread([this] { loop(); });
+  }
+  ~Ticker() {
+    if (!thread_.joinable()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+
+ private:
+  void loop() {
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::MutexLock lock(&mu_);
+    while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(250))) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      absl::MutexLock out(&g_stderr_mu);
+      if (expected_s_ > 0) {
+        std::fprintf(stderr, "\r\033[K%s: %.1f s of ~%.1f s", what_.c_str(), s, expected_s_);
+      } else {
+        std::fprintf(stderr, "\r\033[K%s: %.1f s", what_.c_str(), s);
+      }
+      g_ticker_shown = true;
+    }
+    absl::MutexLock out(&g_stderr_mu);
+    if (g_ticker_shown) std::fputs("\r\033[K", stderr);
+    g_ticker_shown = false;
+  }
+
+  const std::string what_;
+  const double expected_s_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
 
 // Set when a workload's results are wrong; main returns 1.
 bool g_failed = false;
@@ -397,6 +487,38 @@ void run_idle_memory(const Options& o) {
   emit("idle_memory", "bytes_per_task", r.bytes_per_task, 1, "bytes");
 }
 
+void run_pipeline_workload(const Options& o) {
+  const std::size_t bytes = std::max(
+      kPipelineChunkBytes, static_cast<std::size_t>(std::round(kPipelineInputBytes * o.scale)));
+  const std::uint64_t chunks = (bytes + kPipelineChunkBytes - 1) / kPipelineChunkBytes;
+  const std::string input = pipeline_input(bytes);
+  Runtime rt(runtime_options(o));
+  std::vector<double> rates;
+  for (int run = 1; run <= kMedianRuns; ++run) {
+    PipelineResult r = pipeline(rt, input, kPipelineChunkBytes, kPipelineInFlight);
+    if (!check(r.chunks == chunks, "pipeline",
+               std::to_string(r.chunks) + " of " + std::to_string(chunks) + " chunks written") ||
+        !check(r.sink_bytes == r.written_bytes, "pipeline",
+               "the sink received " + std::to_string(r.sink_bytes) + " of " +
+                   std::to_string(r.written_bytes) + " bytes") ||
+        !check(r.compressed_bytes > 0 && r.compressed_bytes < bytes, "pipeline",
+               std::to_string(r.compressed_bytes) + " compressed bytes for " +
+                   std::to_string(bytes)) ||
+        !check(r.max_in_flight <= kPipelineInFlight + 2, "pipeline",
+               std::to_string(r.max_in_flight) + " chunks in flight at once")) {
+      return;
+    }
+    rates.push_back(bytes / 1e6 / r.seconds);
+    progress("  pipeline run %d/%d: %zu bytes in %llu chunks -> %llu compressed, %llu written, "
+             "in %.1f ms = %.1f MB/s; at most %llu chunks in flight",
+             run, kMedianRuns, bytes, static_cast<unsigned long long>(r.chunks),
+             static_cast<unsigned long long>(r.compressed_bytes),
+             static_cast<unsigned long long>(r.written_bytes), r.seconds * 1e3, rates.back(),
+             static_cast<unsigned long long>(r.max_in_flight));
+  }
+  emit("pipeline", "mb_per_s", median_of(rates), 1, "MB/s");
+}
+
 // --- Registry -------------------------------------------------------------------
 
 struct Workload {
@@ -412,27 +534,36 @@ constexpr Workload kWorkloads[] = {
     {"W3", "fib", run_fib, true},                 {"W4", "ping_pong", run_ping_pong, true},
     {"W5", "yield_many", run_yield_many, true},   {"W6", "timers", run_timers, true},
     {"W7", "offload", run_offload, true},         {"W8", "tcp_echo", run_tcp_echo, false},
-    {"W9", "http_hello", run_http_hello, false}, {"M1", "idle_memory", run_idle_memory, false},
+    {"W9", "http_hello", run_http_hello, false}, {"W10", "pipeline", run_pipeline_workload, false},
+    {"M1", "idle_memory", run_idle_memory, false},
 };
 
 bool matches(std::string_view arg, const char* id, const char* name) {
-  if (arg == name) return true;
-  return arg.size() == 2 && std::toupper(static_cast<unsigned char>(arg[0])) == id[0] &&
-         arg[1] == id[1];
+  return arg == name || absl::EqualsIgnoreCase(absl::string_view(arg.data(), arg.size()), id);
+}
+
+// How long a workload runs by its definition (for the ticker); 0 when that
+// depends on the machine.
+double expected_seconds(const Workload& w, const Options& o) {
+  if (w.run == run_tcp_echo) return 5.5 * o.scale;
+  if (w.run == run_http_hello) return wrk_options(o).seconds;
+  return 0;
 }
 
 void usage(std::FILE* f) {
   std::fprintf(f,
-               "usage: throughput [--workers=N] [--scale=F] [--no-absl-deadlock-detection] "
+               "usage: throughput [--workers=N] [--scale=F] [--json] [--no-absl-deadlock-detection] "
                "[WORKLOAD...]\n"
                "       throughput [--workers=N] [--no-absl-deadlock-detection] "
                "echo-server|http-server <max_s>\n"
-               "       throughput [--scale=F] --server=PATH W8|W9...\n"
-               "WORKLOAD: a name, W1..W9 or M1; none runs W1-W7:");
+               "       throughput [--scale=F] [--json] --server=PATH W8|W9...\n"
+               "WORKLOAD: a name, W1..W10 or M1; none runs W1-W7:");
   for (const Workload& w : kWorkloads) std::fprintf(f, " %s(%s)", w.id, w.name);
   std::fprintf(f,
                "\n--workers=N  worker threads (default: the core count)\n"
                "--scale=F    multiply the workload sizes by F in (0, 1] (default 1)\n"
+               "--json       print each figure as a JSON object on its own line\n"
+               "             ({\"impl\", \"workload\", \"metric\", \"value\", \"unit\"})\n"
                "--no-absl-deadlock-detection\n"
                "             switch off Abseil's mutex deadlock detection (also:\n"
                "             WEFT_BENCH_ABSL_DEADLOCK_DETECTION=off); see bench/README.md\n"
@@ -514,6 +645,10 @@ int harness_main(int argc, char** argv) {
       opts.absl_deadlock_detection_off = true;
       continue;
     }
+    if (a == "--json") {
+      opts.json = true;
+      continue;
+    }
     if (a.rfind("--server=", 0) == 0) {
       opts.server = std::string(a.substr(9));
       if (opts.server.empty() || access(opts.server.c_str(), X_OK) != 0) {
@@ -585,6 +720,7 @@ int harness_main(int argc, char** argv) {
     }
   }
   apply_absl_deadlock_detection(opts);
+  g_json = opts.json;
   if (!opts.server.empty()) progress("throughput: the server is %s", opts.server.c_str());
   progress("throughput: %u workers%s; Abseil mutex deadlock detection: %s", opts.workers,
            opts.scale == 1 ? "" : (", scale " + std::to_string(opts.scale) +
@@ -597,6 +733,7 @@ int harness_main(int argc, char** argv) {
   for (const Workload* w : selected) {
     progress("%s %s ...", w->id, w->name);
     try {
+      Ticker ticker(absl::StrFormat("%s %s", w->id, w->name), expected_seconds(*w, opts));
       w->run(opts);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s failed: %s\n", w->name, e.what());
