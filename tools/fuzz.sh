@@ -26,7 +26,7 @@ if (($#)) && [[ $1 != -- ]]; then seconds=$1; shift; fi
 [[ ${1:-} == -- ]] && shift
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "fuzz.sh: SECONDS must be a positive whole number, got '$seconds'" >&2; exit 2; }
 
-fuzzers=(stream_reader http_head)
+fuzzers=(stream_reader http_head pipeline_frames)
 targets=()
 for f in "${fuzzers[@]}"; do targets+=("//fuzz:${f}_fuzzer"); done
 
