@@ -22,7 +22,9 @@
 
 namespace weft {
 
-// Identifies one add_done_callback registration.
+// Identifies one add_done_callback registration. It keeps the registration's
+// node alive (not the future, not the callback), so it stays safe to pass to
+// remove_done_callback whatever happened meanwhile.
 class CallbackHandle {
  public:
   CallbackHandle() = default;
@@ -30,8 +32,8 @@ class CallbackHandle {
  private:
   template <typename T>
   friend class BasicFuture;
-  explicit CallbackHandle(detail::CallbackNode* n) : node_(n) {}
-  detail::CallbackNode* node_ = nullptr;
+  explicit CallbackHandle(detail::RefPtr<detail::CallbackNode> n) : node_(std::move(n)) {}
+  detail::RefPtr<detail::CallbackNode> node_;
 };
 
 // The read side shared by Future<T> and Task<T>: what `wait`, `gather` and
@@ -65,7 +67,7 @@ class BasicFuture {
   // Removes a registration; returns how many were removed (0 or 1; 0 if it
   // already ran or was scheduled to run).
   std::size_t remove_done_callback(CallbackHandle h) const noexcept {
-    return state().remove_done_callback(h.node_);
+    return state().remove_done_callback(h.node_.get());
   }
 
   // `co_await f` suspends the task until f is done, then returns its value

@@ -420,12 +420,12 @@ Coro<detail::AwaitableValue<A>> shield(A aw) {
   auto f = detail::AwaitableTraits<std::decay_t<A>>::to_future(std::move(aw));
   if (f.done()) co_return f.take();
   Future<void> outer;
-  detail::CallbackNode* node =
+  detail::RefPtr<detail::CallbackNode> node =
       f.state_base()->add_inline_callback([outer](detail::FutureStateBase&) { outer.try_set_result(); });
   try {
     co_await outer;
   } catch (const CancelledError&) {
-    f.state_base()->remove_done_callback(node);
+    f.state_base()->remove_done_callback(node.get());
     throw;
   }
   co_return f.take();

@@ -66,7 +66,7 @@ void task_group_adopt(TaskGroupState& st, TaskBase& child) {
     ++st.pending;
   }
   RefPtr<TaskGroupState> self(&st);
-  child.add_inline_callback([self = std::move(self)](FutureStateBase& s) {
+  child.add_permanent_inline_callback([self = std::move(self)](FutureStateBase& s) {
     self->on_child_done(static_cast<TaskBase&>(s));
   });
 }

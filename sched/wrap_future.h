@@ -79,7 +79,7 @@ Future<T> wrap_future(ConcurrentFuture<T> source) {
   Future<T> out;  // RuntimeError off a loop thread
   // Registered first, so that a source already done cannot complete `out`
   // before it exists. Inline: a cancellation reaches the source at once.
-  out.state_base()->add_inline_callback([source](detail::FutureStateBase& s) {
+  out.state_base()->add_permanent_inline_callback([source](detail::FutureStateBase& s) {
     if (s.cancelled()) source.cancel(s.cancel_message());
   });
   source.add_done_callback([out](ConcurrentFuture<T>& done) {

@@ -541,6 +541,81 @@ WEFT_CO_TEST(FutureCallbacks, RemoveAfterCompletionReturnsZeroAndCallbackRuns) {
   EXPECT_EQ(calls, 1);
 }
 
+// Removed registrations are unlinked as they pile up (every 16 removals),
+// the armed ones keep their order, and the handles of unlinked ones stay
+// safe to use.
+WEFT_CO_TEST(FutureCallbacks, RemovedRegistrationsAreUnlinkedInOrder) {
+  Future<int> f;
+  std::vector<int> order;
+  Future<void> ran;
+  f.add_done_callback([&](Future<int>&) { order.push_back(1); });
+  std::vector<CallbackHandle> removed;
+  for (int i = 0; i < 1000; ++i) {
+    removed.push_back(f.add_done_callback([&](Future<int>&) { order.push_back(-1); }));
+  }
+  f.add_done_callback([&](Future<int>&) { order.push_back(2); });
+  for (const CallbackHandle& h : removed) EXPECT_EQ(f.remove_done_callback(h), 1u);
+  EXPECT_LE(f.state_base()->callback_nodes_for_testing(), 2u + 16u);
+  for (const CallbackHandle& h : removed) EXPECT_EQ(f.remove_done_callback(h), 0u);
+  f.add_done_callback([&](Future<int>&) {
+    order.push_back(3);
+    ran.set_result();
+  });
+  f.set_result(7);
+  co_await ran;
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  for (const CallbackHandle& h : removed) EXPECT_EQ(f.remove_done_callback(h), 0u);
+}
+
+Coro<void> wait_for_event(Event& e) { co_await e.wait(); }
+
+// A long-lived task polled by wait() many times (each call registers a node
+// on it and removes it) keeps only the registrations still armed.
+WEFT_CO_TEST(FutureCallbacks, PollingALongLivedTaskKeepsItsRegistrationsBounded) {
+  Event ev;
+  Task<void> sleeper = create_task(wait_for_event(ev));
+  Task<void> finished = create_task([]() -> Coro<void> { co_return; }());
+  co_await finished;
+  const int polls = testing::scaled(1'000'000, 20);
+  for (int i = 0; i < polls; ++i) {
+    std::vector<Task<void>> both = {sleeper, finished};  // not braced in the co_await (pitfalls.md)
+    auto r = co_await wait(std::move(both), std::nullopt, ReturnWhen::FIRST_COMPLETED);
+    WEFT_CO_ASSERT_EQ(r.pending.size(), 1u);
+  }
+  EXPECT_LE(sleeper.state_base()->callback_nodes_for_testing(), 16u);
+  ev.set();
+  co_await sleeper;
+}
+
+// Pollers on both workers register and remove nodes on one task (so
+// compactions run beside registrations) while it completes: every poller
+// sees it done, and nothing is lost or freed twice (ASan, TSan).
+Coro<int> poll_until_done(Task<void> watched, Task<void> finished) {
+  int polls = 0;
+  for (;;) {
+    ++polls;
+    std::vector<Task<void>> both = {watched, finished};
+    auto r = co_await wait(std::move(both), std::nullopt, ReturnWhen::FIRST_COMPLETED);
+    if (r.pending.empty()) co_return polls;
+    if (polls % 64 == 0) co_await yield_now();
+  }
+}
+
+WEFT_CO_TEST(FutureCallbacks, CompactionsRaceRegistrationsAndCompletion) {
+  for (int round = 0; round < testing::scaled(20, 4); ++round) {
+    Event ev;
+    Task<void> sleeper = create_task(wait_for_event(ev));
+    Task<void> finished = create_task([]() -> Coro<void> { co_return; }());
+    co_await finished;
+    std::vector<Task<int>> pollers;
+    for (int p = 0; p < 4; ++p) pollers.push_back(create_task(poll_until_done(sleeper, finished)));
+    co_await sleep(std::chrono::milliseconds(2));
+    ev.set();
+    for (Task<int>& p : pollers) EXPECT_GE(co_await p, 1);
+    co_await sleeper;
+  }
+}
+
 WEFT_CO_TEST(FutureCallbacks, RemoveDefaultHandleReturnsZero) {
   Future<int> f;
   EXPECT_EQ(f.remove_done_callback(CallbackHandle()), 0u);

@@ -1,5 +1,7 @@
 #include "weft/core/detail/future_state.h"
 
+#include <thread>
+
 #include "absl/strings/str_format.h"
 
 namespace weft::detail {
@@ -43,9 +45,15 @@ void FutureStateBase::destroy() noexcept {
 }
 
 FutureStateBase::~FutureStateBase() {
-  CallbackNode* n = owned_callbacks_.load(std::memory_order_relaxed);
-  while (n != nullptr) {
-    delete std::exchange(n, n->retired_next_);
+  // Never completed: the list still holds the callback nodes' references.
+  // (A published list was handed over; the last release, acq_rel, orders
+  // every push before this.)
+  const std::uintptr_t list = waiters_.load(std::memory_order_relaxed);
+  if (list == kDoneTag) return;
+  for (Waiter* w = reinterpret_cast<Waiter*>(list); w != nullptr;) {
+    Waiter* next = w->next_;
+    if (w->is_callback()) static_cast<CallbackNode*>(w)->release();
+    w = next;
   }
 }
 
@@ -102,43 +110,112 @@ void FutureStateBase::check_result() {
   }
 }
 
+std::uintptr_t FutureStateBase::wait_not_busy() const noexcept {
+  // A compaction walks at most the registrations of this one future.
+  for (int spins = 0;; ++spins) {
+    // Acquire: the links the compactor rewrote are published by its release store.
+    const std::uintptr_t v = waiters_.load(std::memory_order_acquire);
+    if (v != kBusyTag) return v;
+    if (spins >= 64) std::this_thread::yield();
+  }
+}
+
 bool FutureStateBase::add_waiter(Waiter* w) noexcept {
   std::uintptr_t head = waiters_.load(std::memory_order_acquire);
-  do {
+  for (;;) {
     if (head == kDoneTag) return false;
+    if (head == kBusyTag) {
+      head = wait_not_busy();
+      continue;
+    }
     w->next_ = reinterpret_cast<Waiter*>(head);
-    // Release: publishes *w to the completer's acq_rel exchange.
-  } while (!waiters_.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w),
-                                           std::memory_order_release,
-                                           std::memory_order_acquire));
-  return true;
+    // Release: publishes *w to the completer's (and a compactor's) acquire.
+    if (waiters_.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w),
+                                       std::memory_order_release, std::memory_order_acquire)) {
+      return true;
+    }
+  }
 }
 
-CallbackNode* FutureStateBase::add_done_callback(CallbackNode::Fn fn) {
-  return add_callback_node(new CallbackNode(std::move(fn), /*run_inline=*/false));
-}
-
-CallbackNode* FutureStateBase::add_inline_callback(CallbackNode::Fn fn) {
-  return add_callback_node(new CallbackNode(std::move(fn), /*run_inline=*/true));
-}
-
-CallbackNode* FutureStateBase::add_callback_node(CallbackNode* node) {
-  // Ownership first, so the node is freed with the state whatever happens.
-  CallbackNode* head = owned_callbacks_.load(std::memory_order_relaxed);
-  do {
-    node->retired_next_ = head;
-  } while (!owned_callbacks_.compare_exchange_weak(head, node, std::memory_order_relaxed));
-  if (!add_waiter(node)) node->notify(*this);  // already done: schedule it now
+RefPtr<CallbackNode> FutureStateBase::add_done_callback(CallbackNode::Fn fn) {
+  RefPtr<CallbackNode> node(new CallbackNode(std::move(fn), /*run_inline=*/false));
+  add_callback_node(node.get());
   return node;
 }
 
+RefPtr<CallbackNode> FutureStateBase::add_inline_callback(CallbackNode::Fn fn) {
+  RefPtr<CallbackNode> node(new CallbackNode(std::move(fn), /*run_inline=*/true));
+  add_callback_node(node.get());
+  return node;
+}
+
+void FutureStateBase::add_permanent_inline_callback(CallbackNode::Fn fn) {
+  add_callback_node(new CallbackNode(std::move(fn), /*run_inline=*/true));
+}
+
+void FutureStateBase::add_callback_node(CallbackNode* node) {
+  // The node's first reference is the list's.
+  if (!add_waiter(node)) {  // already done: schedule it now
+    node->notify(*this);
+    node->release();
+  }
+}
+
 std::size_t FutureStateBase::remove_done_callback(CallbackNode* node) noexcept {
-  return node != nullptr && node->try_remove() ? 1 : 0;
+  if (node == nullptr || !node->try_remove()) return 0;
+  if (removed_since_compaction_.fetch_add(1, std::memory_order_relaxed) + 1 >= kCompactAfter) {
+    compact_callbacks();
+  }
+  return 1;
+}
+
+void FutureStateBase::compact_callbacks() noexcept {
+  std::uintptr_t head = waiters_.load(std::memory_order_acquire);
+  do {
+    // Done: publish handed the list over. Busy: another remover compacts.
+    if (head == kDoneTag || head == kBusyTag || head == 0) return;
+    // Acquire: every node pushed so far, and its link, is visible.
+  } while (!waiters_.compare_exchange_weak(head, kBusyTag, std::memory_order_acquire,
+                                           std::memory_order_acquire));
+  removed_since_compaction_.store(0, std::memory_order_relaxed);
+  // The list is ours until the store below: pushers and the completer wait.
+  // Kept nodes stay in their order; removed ones lose the list's reference.
+  Waiter* kept = nullptr;
+  Waiter** tail = &kept;
+  for (Waiter* w = reinterpret_cast<Waiter*>(head); w != nullptr;) {
+    Waiter* next = w->next_;
+    if (w->is_callback() && static_cast<CallbackNode*>(w)->removed()) {
+      static_cast<CallbackNode*>(w)->release();
+    } else {
+      *tail = w;
+      tail = &w->next_;
+    }
+    w = next;
+  }
+  *tail = nullptr;
+  // Release: the rewritten links, to whoever takes the list next.
+  waiters_.store(reinterpret_cast<std::uintptr_t>(kept), std::memory_order_release);
+}
+
+std::size_t FutureStateBase::callback_nodes_for_testing() const noexcept {
+  const std::uintptr_t list = waiters_.load(std::memory_order_acquire);
+  if (list == kDoneTag || list == kBusyTag) return 0;
+  std::size_t n = 0;
+  for (Waiter* w = reinterpret_cast<Waiter*>(list); w != nullptr; w = w->next_) {
+    n += w->is_callback() ? 1 : 0;
+  }
+  return n;
 }
 
 void FutureStateBase::publish(Outcome outcome) noexcept {
   outcome_ = outcome;
-  std::uintptr_t list = waiters_.exchange(kDoneTag, std::memory_order_acq_rel);
+  std::uintptr_t list = waiters_.load(std::memory_order_relaxed);
+  do {
+    if (list == kBusyTag) list = wait_not_busy();
+    // Acq_rel: takes the pushed nodes (acquire) and publishes the outcome
+    // to whoever sees kDoneTag (release).
+  } while (!waiters_.compare_exchange_weak(list, kDoneTag, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed));
   // Reverse the LIFO list into registration order.
   Waiter* ordered = nullptr;
   for (Waiter* w = reinterpret_cast<Waiter*>(list); w != nullptr;) {
@@ -152,7 +229,9 @@ void FutureStateBase::publish(Outcome outcome) noexcept {
   while (ordered != nullptr) {
     Waiter* w = ordered;
     ordered = w->next_;  // read before notify: w may be freed by it
+    const bool callback = w->is_callback();
     w->notify(*this);
+    if (callback) static_cast<CallbackNode*>(w)->release();  // the list's reference
   }
 }
 

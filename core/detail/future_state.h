@@ -24,8 +24,16 @@
 // A callback registration is a heap node with an `armed_` word; whoever moves
 // it from armed to fired (the completer) or to removed (remove_done_callback)
 // decides its fate, so a removal either prevents the call or reports 0.
-// Fired and removed callback nodes stay owned by the state until it dies, so
-// a late remove_done_callback never touches freed memory.
+// A node is reference counted: one reference for the state while the node is
+// in its waiter list, one for each handle (CallbackHandle, a combinator's
+// RefPtr), so a late remove_done_callback never touches freed memory. The
+// state drops its reference when the node fires, and for removed nodes when
+// it unlinks them: every kCompactAfter removals, the remover takes the list
+// exclusively (waiters_ = kBusyTag), unlinks the removed nodes and puts the
+// rest back in order, so a long-lived future polled by many wait() calls
+// keeps only its armed registrations. While the tag is busy, add_waiter and
+// publish wait for it (a short walk of the list; the only time either
+// waits).
 #pragma once
 
 #include <atomic>
@@ -60,10 +68,10 @@ class Waiter {
 
  private:
   friend class FutureStateBase;
-  // Returns true if the node must be kept by the state (callback nodes).
-  // For other nodes, *this may be destroyed as soon as notify starts waking
-  // its owner: the state does not touch the node after calling it.
-  virtual bool keep_after_notify() const noexcept { return false; }
+  // True for CallbackNodes, which the state holds a reference on. Other
+  // nodes (a task's wait) may be destroyed as soon as notify starts waking
+  // their owner: the state does not touch them after calling it.
+  virtual bool is_callback() const noexcept { return false; }
   virtual void notify(FutureStateBase& state) noexcept = 0;
 };
 
@@ -78,17 +86,25 @@ class CallbackNode final : public Waiter {
   // that transition owns fn_, so a successful remove also destroys it (and
   // what it captured) at once.
   bool try_remove() noexcept;
+  bool removed() const noexcept { return armed_.load(std::memory_order_acquire) == kRemoved; }
+
+  // Made with one reference, the state's (see the file comment).
+  void add_ref() const noexcept { refs_.add(); }
+  void release() const noexcept {
+    if (refs_.drop()) delete this;
+  }
 
  private:
   friend class FutureStateBase;
   enum : std::uint8_t { kArmed, kFired, kRemoved };
-  bool keep_after_notify() const noexcept override { return true; }
+  ~CallbackNode() = default;
+  bool is_callback() const noexcept override { return true; }
   void notify(FutureStateBase& state) noexcept override;
 
   Fn fn_;
   const bool inline_;
   std::atomic<std::uint8_t> armed_{kArmed};
-  CallbackNode* retired_next_ = nullptr;  // the state's list of owned nodes
+  RefCount refs_;
 };
 
 class FutureStateBase : public RefCounted {
@@ -141,13 +157,21 @@ class FutureStateBase : public RefCounted {
 
   // Registers `w`; false if the state is already done (w not registered).
   bool add_waiter(Waiter* w) noexcept;
-  CallbackNode* add_done_callback(CallbackNode::Fn fn);
+  // The returned reference identifies the registration for
+  // remove_done_callback.
+  RefPtr<CallbackNode> add_done_callback(CallbackNode::Fn fn);
   // For the runtime: `fn` runs on the completing thread, right after the
   // outcome is published (or at once, on this thread, if already done). It
   // must be short and must not throw.
-  CallbackNode* add_inline_callback(CallbackNode::Fn fn);
-  // 1 if `node` was removed before it was called, 0 otherwise.
+  RefPtr<CallbackNode> add_inline_callback(CallbackNode::Fn fn);
+  // The same, for a registration that is never removed (no handle is made).
+  void add_permanent_inline_callback(CallbackNode::Fn fn);
+  // 1 if `node` was removed before it was called, 0 otherwise. The caller
+  // holds a reference on `node`.
   std::size_t remove_done_callback(CallbackNode* node) noexcept;
+  // The callback nodes in the waiter list now (armed or removed, not yet
+  // unlinked), for tests: call it only while nobody registers or completes.
+  std::size_t callback_nodes_for_testing() const noexcept;
 
   // Printable description for errors and task dumps.
   virtual std::string describe() const;
@@ -169,8 +193,14 @@ class FutureStateBase : public RefCounted {
   void mark_retrieved() noexcept { retrieved_.store(true, std::memory_order_relaxed); }
 
  private:
-  CallbackNode* add_callback_node(CallbackNode* node);
+  void add_callback_node(CallbackNode* node);
+  // Unlinks the removed callback nodes (see the file comment).
+  void compact_callbacks() noexcept;
+  // Waits until waiters_ is not kBusyTag; returns what it then holds.
+  std::uintptr_t wait_not_busy() const noexcept;
   static constexpr std::uintptr_t kDoneTag = 1;
+  static constexpr std::uintptr_t kBusyTag = 2;
+  static constexpr std::uint8_t kCompactAfter = 16;
 
   // The byte-sized fields first: they fit in the tail padding of RefCounted
   // (after its 4-byte count), which the ABI lets a derived class reuse.
@@ -179,6 +209,9 @@ class FutureStateBase : public RefCounted {
   // Relaxed: a diagnostic flag read only by the destructor, which the last
   // release (acq_rel) orders after every access.
   std::atomic<bool> retrieved_{false};
+  // Removals since the last compaction. Relaxed: it only decides when to
+  // compact; the compaction itself synchronizes through waiters_.
+  std::atomic<std::uint8_t> removed_since_compaction_{0};
   LoopBase* const loop_;
   const std::uint64_t loop_id_;
   std::atomic<std::uintptr_t> waiters_{0};
@@ -187,9 +220,6 @@ class FutureStateBase : public RefCounted {
   // message, and most futures are never cancelled.
   std::unique_ptr<std::string> cancel_msg_;
   static const std::string kNoMessage;
-  // Callback nodes owned by this state. Pushed with a CAS by add_done_callback
-  // (any thread); freed only by the destructor.
-  std::atomic<CallbackNode*> owned_callbacks_{nullptr};
 };
 
 // Value storage for a state of T. Written once by the completer before

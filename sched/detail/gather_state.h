@@ -76,7 +76,7 @@ class GatherState final : public GatherResultState<R> {
     }
     for (FutureStateBase* s : states_) {
       RefPtr<GatherState> self(this);
-      s->add_inline_callback([self = std::move(self)](FutureStateBase& child) {
+      s->add_permanent_inline_callback([self = std::move(self)](FutureStateBase& child) {
         self->on_child_done(child);
       });
     }

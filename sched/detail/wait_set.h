@@ -39,7 +39,9 @@ class WaitSet final : public RefCounted {
   }
   // Removes the callbacks of states not done yet.
   void detach() {
-    for (std::size_t i = 0; i < nodes_.size(); ++i) states_[i]->remove_done_callback(nodes_[i]);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      states_[i]->remove_done_callback(nodes_[i].get());
+    }
   }
 
   // Completed when the policy's condition holds; await it from the watcher.
@@ -93,7 +95,10 @@ class WaitSet final : public RefCounted {
   }
 
   const std::vector<RefPtr<FutureStateBase>> states_;
-  std::vector<CallbackNode*> nodes_;  // owned by the states; set before any callback runs
+  // Set before any callback runs. A node's callback holds the set, and the
+  // set holds the node; the cycle ends when the node fires or is removed
+  // (either destroys the callback).
+  std::vector<RefPtr<CallbackNode>> nodes_;
   const WaitPolicy policy_;
   mutable detail::SpinLock mu_;
   std::size_t pending_ ABSL_GUARDED_BY(mu_);
