@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "weft/core/detail/weft_dcheck.h"
 
 namespace weft::detail {
 
@@ -193,6 +194,7 @@ void FutureStateBase::compact_callbacks() noexcept {
     w = next;
   }
   *tail = nullptr;
+  WEFT_DCHECK(waiters_.load(std::memory_order_relaxed) == kBusyTag);  // nobody else wrote it
   // Release: the rewritten links, to whoever takes the list next.
   waiters_.store(reinterpret_cast<std::uintptr_t>(kept), std::memory_order_release);
 }
@@ -208,9 +210,13 @@ std::size_t FutureStateBase::callback_nodes_for_testing() const noexcept {
 }
 
 void FutureStateBase::publish(Outcome outcome) noexcept {
+  // Only the claimer publishes, once, a real outcome.
+  WEFT_DCHECK(claimed_.load(std::memory_order_relaxed));
+  WEFT_DCHECK(outcome != Outcome::kPending);
   outcome_ = outcome;
   std::uintptr_t list = waiters_.load(std::memory_order_relaxed);
   do {
+    WEFT_DCHECK(list != kDoneTag);
     if (list == kBusyTag) list = wait_not_busy();
     // Acq_rel: takes the pushed nodes (acquire) and publishes the outcome
     // to whoever sees kDoneTag (release).

@@ -5,6 +5,7 @@
 #include "absl/base/optimization.h"
 #include "absl/strings/str_format.h"
 #include "weft/core/coro.h"
+#include "weft/core/detail/weft_dcheck.h"
 
 namespace weft::detail {
 namespace {
@@ -253,6 +254,7 @@ bool TaskBase::suspend_on_node(WaitNode& n, std::coroutine_handle<> h) {
   {
     detail::SpinLockHolder lock(&mu_);
     stale = std::move(waiter_);
+    WEFT_DCHECK(node_wait_ == nullptr);  // one wait at a time: the last one was unpublished
     node_wait_ = &n;
     if (ABSL_PREDICT_FALSE(scope_top_ != nullptr) && !scope_cancelled) {
       scope_cancelled = scope_cancellation(scope_top_, &msg);

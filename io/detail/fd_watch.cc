@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "weft/core/detail/weft_dcheck.h"
 #include "weft/io/errors.h"
 #include "weft/sched/runtime.h"
 
@@ -38,6 +39,7 @@ bool FdWatch::is_stream() noexcept {
 }
 
 void FdWatch::register_locked(Loop& loop) {
+  WEFT_DCHECK(driver_ == nullptr && !closed_);  // registered once, while open
   detail::IoDriver& driver = loop.runtime().io_driver();
   try {
     driver.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, static_cast<IoHandler*>(this));
@@ -61,6 +63,7 @@ bool FdWatch::enqueue(Dir d, IoWait* w, std::uint64_t observed, Loop& loop, bool
   } else if (runtime_id_ != loop.runtime_id()) {
     throw RuntimeError("a socket is bound to the runtime that first waited on it");
   }
+  WEFT_DCHECK(w->watch_next_ == nullptr && waiters_[d] != w);  // listed at most once
   w->add_ref();
   w->watch_next_ = waiters_[d];
   waiters_[d] = w;

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cassert>
+
+#include "weft/core/detail/weft_dcheck.h"
 
 namespace weft::detail {
 
@@ -39,6 +40,10 @@ void TimerWheel::insert(TimerEntry* e) noexcept {
 }
 
 void TimerWheel::link(TimerEntry* e, int level, int slot) noexcept {
+  // In nothing yet; later than elapsed_, at the level that agrees with it.
+  WEFT_DCHECK(e->where_ == TimerEntry::kNowhere);
+  WEFT_DCHECK(tick_of(e->deadline_ns_) > elapsed_);
+  WEFT_DCHECK(level == level_for(elapsed_, tick_of(e->deadline_ns_)));
   Slot& s = slots_[level][slot];
   e->where_ = TimerEntry::kInWheel;
   e->level_ = static_cast<std::uint8_t>(level);
@@ -56,7 +61,7 @@ void TimerWheel::link(TimerEntry* e, int level, int slot) noexcept {
 }
 
 void TimerWheel::unlink(TimerEntry* e) noexcept {
-  assert(e->where_ == TimerEntry::kInWheel);
+  WEFT_DCHECK(e->where_ == TimerEntry::kInWheel);
   Slot& s = slots_[e->level_][e->slot_];
   TimerEntry* prev = e->at_.wheel.prev;
   TimerEntry* next = e->at_.wheel.next;
@@ -83,7 +88,7 @@ bool TimerWheel::next_slot(int* level, int* slot, std::uint64_t* start) const no
   const int shift = kSlotBits * l;
   const int pos = static_cast<int>((elapsed_ >> shift) & (kSlots - 1));
   const std::uint64_t ahead = occupied_[l] & (~std::uint64_t{0} << pos);
-  assert(ahead != 0 && "a wheel entry behind elapsed_");
+  WEFT_DCHECK(ahead != 0 && "a wheel entry behind elapsed_");
   const int window_bits = shift + kSlotBits;
   const std::uint64_t window =
       window_bits >= 64 ? 0 : elapsed_ & ~((std::uint64_t{1} << window_bits) - 1);
@@ -208,6 +213,9 @@ void TimerWheel::clear() noexcept {
 // --- the heap: 4-ary, ordered by (deadline, seq) ------------------------------------
 
 void TimerWheel::heap_push(TimerEntry* e) noexcept {
+  // The heap holds only entries at or before elapsed_ (so before every wheel entry).
+  WEFT_DCHECK(e->where_ == TimerEntry::kNowhere);
+  WEFT_DCHECK(tick_of(e->deadline_ns_) <= elapsed_);
   e->where_ = TimerEntry::kInHeap;
   e->at_.heap.seq = next_seq_++;
   heap_.push_back(e);
@@ -216,6 +224,8 @@ void TimerWheel::heap_push(TimerEntry* e) noexcept {
 }
 
 void TimerWheel::heap_erase(TimerEntry* e) noexcept {
+  WEFT_DCHECK(e->where_ == TimerEntry::kInHeap && e->at_.heap.index < heap_.size() &&
+              heap_[e->at_.heap.index] == e);
   const std::size_t i = e->at_.heap.index;
   TimerEntry* last = heap_.back();
   heap_.pop_back();

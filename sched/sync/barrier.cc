@@ -1,5 +1,7 @@
 #include "weft/sched/sync/barrier.h"
 
+#include "weft/core/detail/weft_dcheck.h"
+
 #include <stdexcept>
 
 namespace weft {
@@ -34,7 +36,7 @@ Barrier::Barrier(std::size_t parties) : parties_(parties) {
 
 Barrier::~Barrier() {
   detail::SpinLockHolder lock(&mu_);
-  assert(waiters_.empty() && "a Barrier was destroyed while tasks wait on it");
+  WEFT_DCHECK(waiters_.empty() && "a Barrier was destroyed while tasks wait on it");
 }
 
 Coro<std::size_t> Barrier::wait() {

@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 
+#include "weft/core/detail/weft_dcheck.h"
 #include "weft/core/errors.h"
 #include "weft/sched/cancel_scope.h"
 
@@ -14,7 +15,7 @@ Condition::Condition(Lock& lock) : lock_(&lock) {}
 
 Condition::~Condition() {
   detail::SpinLockHolder lock(&mu_);
-  assert(waiters_.empty() && "a Condition was destroyed while tasks wait on it");
+  WEFT_DCHECK(waiters_.empty() && "a Condition was destroyed while tasks wait on it");
 }
 
 void Condition::check_locked(const char* what) const {

@@ -1,10 +1,12 @@
 #include "weft/sched/sync/event.h"
 
+#include "weft/core/detail/weft_dcheck.h"
+
 namespace weft {
 
 Event::~Event() {
   detail::SpinLockHolder lock(&mu_);
-  assert(waiters_.empty() && "an Event was destroyed while tasks wait on it");
+  WEFT_DCHECK(waiters_.empty() && "an Event was destroyed while tasks wait on it");
 }
 
 void Event::set() {

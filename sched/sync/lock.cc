@@ -1,13 +1,14 @@
 #include "weft/sched/sync/lock.h"
 
 #include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/weft_dcheck.h"
 #include "weft/core/errors.h"
 
 namespace weft {
 
 Lock::~Lock() {
   detail::SpinLockHolder lock(&mu_);
-  assert(waiters_.empty() && "a Lock was destroyed while tasks wait on it");
+  WEFT_DCHECK(waiters_.empty() && "a Lock was destroyed while tasks wait on it");
 }
 
 bool Lock::try_acquire() {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/weft_dcheck.h"
 
 namespace weft {
 namespace {
@@ -22,7 +23,7 @@ Semaphore::Semaphore(std::int64_t value, bool bounded)
 
 Semaphore::~Semaphore() {
   detail::SpinLockHolder lock(&mu_);
-  assert(waiters_.empty() && "a Semaphore was destroyed while tasks wait on it");
+  WEFT_DCHECK(waiters_.empty() && "a Semaphore was destroyed while tasks wait on it");
 }
 
 bool Semaphore::try_acquire() {

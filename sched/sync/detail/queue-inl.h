@@ -2,9 +2,9 @@
 // semantics, the invariants and the thread-safety contract.
 #pragma once
 
-#include <cassert>
 #include <stdexcept>
 
+#include "weft/core/detail/weft_dcheck.h"
 // IWYU pragma: private, include "weft/sched/sync/queue.h"
 #include "weft/sched/sync/queue.h"
 
@@ -13,7 +13,7 @@ namespace weft {
 template <typename T, typename Buffer>
 BasicQueue<T, Buffer>::~BasicQueue() {
   detail::SpinLockHolder lock(&mu_);
-  assert(getters_.empty() && putters_.empty() && joiners_.empty() &&
+  WEFT_DCHECK(getters_.empty() && putters_.empty() && joiners_.empty() &&
          "a queue was destroyed while tasks wait on it");
 }
 
@@ -263,7 +263,7 @@ void BasicQueue<T, Buffer>::PutOp::take(Node& n, bool parked) {
     q->grant_putters_locked();
     throw QueueShutDown("put on a queue that was shut down");
   }
-  assert(granted && "a putter is only woken by a grant or by shutdown()");
+  WEFT_DCHECK(granted && "a putter is only woken by a grant or by shutdown()");
   // Our slot: deliver straight to a getter or store it. If it went to a
   // getter (or storing failed) the slot is free again: grant it on.
   try {

@@ -1,9 +1,11 @@
 #include "weft/sched/sync/detail/waiter.h"
 
+#include "weft/core/detail/weft_dcheck.h"
+
 namespace weft::detail {
 
 void SyncWaiter::park(WaiterList& list, TaskBase* task, const char* what) noexcept {
-  assert(!linked_ && !in_wait_);
+  WEFT_DCHECK(!linked_ && !in_wait_);
   reset(task, what);
   list.push_back(this);
 }
@@ -43,7 +45,7 @@ void WaiterList::push_back(SyncWaiter* w) noexcept {
 }
 
 void WaiterList::remove(SyncWaiter* w) noexcept {
-  assert(w->linked_);
+  WEFT_DCHECK(w->linked_);
   if (w->list_prev_ != nullptr) {
     w->list_prev_->list_next_ = w->list_next_;
   } else {

@@ -48,7 +48,6 @@
 // synchronized: its owner guards it with its lock.
 #pragma once
 
-#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <optional>
@@ -60,6 +59,7 @@
 #include "weft/core/detail/loop_base.h"
 #include "weft/core/detail/task_base.h"
 #include "weft/core/detail/wait_node.h"
+#include "weft/core/detail/weft_dcheck.h"
 #include "weft/core/errors.h"
 
 namespace weft::detail {
@@ -73,7 +73,7 @@ class SyncWaiter : public WaitNode {
   ~SyncWaiter() {
     // Owners unlink their node before it dies (SyncAwaiter's destructor,
     // the RAII guards of Condition::wait and Barrier::wait).
-    assert(!linked_ && "a SyncWaiter was destroyed while parked");
+    WEFT_DCHECK(!linked_ && "a SyncWaiter was destroyed while parked");
     // A frame destroyed while its task was suspended here (teardown).
     if (in_wait_) end_wait();
   }
@@ -206,7 +206,7 @@ class [[nodiscard]] SyncAwaiter {
   explicit SyncAwaiter(std::in_place_t, A&&... a) : op_(std::forward<A>(a)...) {}
   SyncAwaiter(SyncAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<Op>)
       : op_(std::move(o.op_)) {
-    assert(o.state_ == kIdle && "a SyncAwaiter can only be moved before it is awaited");
+    WEFT_DCHECK(o.state_ == kIdle && "a SyncAwaiter can only be moved before it is awaited");
   }
   SyncAwaiter& operator=(SyncAwaiter&&) = delete;
   ~SyncAwaiter() {
