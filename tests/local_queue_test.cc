@@ -1,7 +1,9 @@
 // detail::LocalQueue, the per-worker run queue (Tokio's design): the owner
 // pushes and pops FIFO, a full queue sends its oldest half plus the new task
 // to the global InjectQueue in one batch, and thieves take about half of the
-// queue at a time. The queue stores TaskBase pointers and never runs them, so
+// queue at a time. The same at four slots (BasicLocalQueue<4>), where
+// overflow and the steal limits are hit all the time, single-threaded and
+// with an owner and three thieves on seeded schedules. The queue stores TaskBase pointers and never runs them, so
 // these tests use inert FakeTasks that are only counted.
 #include "weft/sched/detail/local_queue.h"
 
@@ -283,6 +285,7 @@ TEST_F(LocalQueueTest, RepeatedStealsEmptyTheVictim) {
 
 // One owner pushing (and sometimes popping) while thieves steal from it and
 // from each other: every task is taken exactly once, by exactly one thread.
+template <typename Queue = LocalQueue>
 void run_concurrent_accounting(int num_thieves, int num_tasks, std::uint32_t seed) {
   SCOPED_TRACE("seed " + std::to_string(seed) + ", thieves " + std::to_string(num_thieves));
   DummyLoop loop;
@@ -291,8 +294,8 @@ void run_concurrent_accounting(int num_thieves, int num_tasks, std::uint32_t see
   for (int i = 0; i < num_tasks; ++i) tasks.emplace_back(new FakeTask(&loop, i), kAdoptRef);
 
   InjectQueue inject;
-  std::vector<std::unique_ptr<LocalQueue>> queues;  // [0] is the main owner's
-  for (int i = 0; i <= num_thieves; ++i) queues.push_back(std::make_unique<LocalQueue>());
+  std::vector<std::unique_ptr<Queue>> queues;  // [0] is the main owner's
+  for (int i = 0; i <= num_thieves; ++i) queues.push_back(std::make_unique<Queue>());
   std::vector<std::atomic<int>> seen(static_cast<std::size_t>(num_tasks));
   for (auto& s : seen) s.store(0);
   std::atomic<int> total{0};
@@ -325,7 +328,7 @@ void run_concurrent_accounting(int num_thieves, int num_tasks, std::uint32_t see
           if (TaskBase* t = owner.pop()) take(t, 0);
           break;
         case 1:  // a burst, to fill the ring and overflow
-          for (int k = 0; k < 64 && i + 1 < num_tasks; ++k) {
+          for (int k = 0; k < std::min<int>(64, Queue::kCapacity + 1) && i + 1 < num_tasks; ++k) {
             owner.push_back(tasks[static_cast<std::size_t>(++i)].get(), inject);
           }
           break;
@@ -364,7 +367,7 @@ void run_concurrent_accounting(int num_thieves, int num_tasks, std::uint32_t see
     thieves.emplace_back([&, w] {
       while (!start.load()) std::this_thread::yield();
       std::mt19937 rng(seed * 31 + static_cast<std::uint32_t>(w));
-      LocalQueue& mine = *queues[static_cast<std::size_t>(w)];
+      Queue& mine = *queues[static_cast<std::size_t>(w)];
       auto my_owner = mine.owner();
       while (total.load(std::memory_order_acquire) < num_tasks && !expired()) {
         // Mostly the main owner's queue, sometimes another thief's.
@@ -417,6 +420,99 @@ TEST(LocalQueueConcurrent, OwnerAndTwoThievesAccountForEveryTask) {
 TEST(LocalQueueConcurrent, OwnerAndThreeThievesAccountForEveryTask) {
   for (std::uint32_t seed : {2u, 3u}) {
     run_concurrent_accounting(3, kSanitized ? 20'000 : 100'000, seed);
+  }
+}
+
+// --- four slots: every few pushes overflow, every steal is at its limit -------------------
+
+using TinyQueue = BasicLocalQueue<4>;
+
+template <typename Q>
+std::vector<int> drain_owner(Q& q) {
+  std::vector<int> out;
+  auto owner = q.owner();
+  while (TaskBase* t = owner.pop()) out.push_back(index_of(t));
+  return out;
+}
+
+std::vector<int> drain_inject(InjectQueue& q) {
+  std::vector<int> out;
+  while (TaskBase* t = q.pop()) out.push_back(index_of(t));
+  return out;
+}
+
+struct FakeTasks {
+  explicit FakeTasks(int n) {
+    for (int i = 0; i < n; ++i) tasks.emplace_back(new FakeTask(&loop, i), kAdoptRef);
+  }
+  TaskBase* operator[](int i) { return tasks.at(static_cast<std::size_t>(i)).get(); }
+  DummyLoop loop;
+  std::vector<RefPtr<FakeTask>> tasks;
+};
+
+TEST(TinyLocalQueue, TheFifthPushMovesTheOldestTwoAndItselfToTheInjectQueue) {
+  FakeTasks t(5);
+  TinyQueue q;
+  InjectQueue inject;
+  auto owner = q.owner();
+  for (int i = 0; i < 4; ++i) owner.push_back(t[i], inject);
+  EXPECT_TRUE(inject.is_empty()) << "four tasks fit";
+  owner.push_back(t[4], inject);
+  EXPECT_EQ(drain_inject(inject), (std::vector<int>{0, 1, 4}));
+  EXPECT_EQ(drain_owner(q), (std::vector<int>{2, 3}));
+}
+
+TEST(TinyLocalQueue, RingWrapsAndOverflowsKeepEveryTaskOnceAndTheRingFifo) {
+  FakeTasks t(2000);
+  TinyQueue q;
+  InjectQueue inject;
+  auto owner = q.owner();
+  std::mt19937 rng(11);
+  std::vector<int> popped;
+  int next = 0;
+  while (next < 2000 || !owner.is_empty()) {
+    const int pushes = std::min<int>(2000 - next, static_cast<int>(rng() % 7));
+    for (int i = 0; i < pushes; ++i) owner.push_back(t[next++], inject);
+    const int pops = static_cast<int>(rng() % 5);
+    for (int i = 0; i < pops; ++i) {
+      if (TaskBase* x = owner.pop()) popped.push_back(index_of(x));
+    }
+    EXPECT_LE(owner.size(), TinyQueue::kCapacity);
+  }
+  EXPECT_TRUE(std::is_sorted(popped.begin(), popped.end())) << "the ring is FIFO";
+  std::vector<int> all = drain_inject(inject);
+  EXPECT_FALSE(all.empty()) << "seven pushes in a row must overflow four slots";
+  all.insert(all.end(), popped.begin(), popped.end());
+  std::sort(all.begin(), all.end());
+  std::vector<int> expected(2000);
+  for (int i = 0; i < 2000; ++i) expected[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(all, expected);
+}
+
+TEST(TinyLocalQueue, AStealTakesHalfAndAThiefWithMoreThanHalfTakesNothing) {
+  FakeTasks t(10);
+  TinyQueue src;
+  TinyQueue dst;
+  InjectQueue inject;
+  auto src_owner = src.owner();
+  auto dst_owner = dst.owner();
+  for (int i = 0; i < 4; ++i) src_owner.push_back(t[i], inject);
+  TaskBase* got = src.stealer().steal_into(dst_owner, dst);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(index_of(got), 1) << "the newer of the two stolen runs now";
+  EXPECT_EQ(drain_owner(dst), (std::vector<int>{0}));
+  EXPECT_EQ(src_owner.size(), 2u);
+  // A thief holding three of four slots has no room for half a queue.
+  for (int i = 4; i < 7; ++i) dst_owner.push_back(t[i], inject);
+  EXPECT_EQ(src.stealer().steal_into(dst_owner, dst), nullptr);
+  EXPECT_EQ(src_owner.size(), 2u) << "a refused steal leaves the victim alone";
+  EXPECT_EQ(drain_owner(src), (std::vector<int>{2, 3}));
+  EXPECT_TRUE(inject.is_empty());
+}
+
+TEST(LocalQueueConcurrent, FourSlotQueuesAccountForEveryTask) {
+  for (std::uint32_t seed : {4u, 5u, 6u}) {
+    run_concurrent_accounting<TinyQueue>(3, kSanitized ? 10'000 : 100'000, seed);
   }
 }
 

@@ -1,6 +1,11 @@
 // The per-worker run queue: a bounded ring that its owner pushes and pops at
 // one end and other workers steal half of at the other (Tokio's design).
 //
+// The capacity is a template parameter (a power of two, at least 4): the
+// runtime's queue is LocalQueue (256 slots, Tokio's size); tests also run
+// BasicLocalQueue<4>, where every few pushes overflow and every steal is at
+// its limit.
+//
 // Roles are types: `LocalQueue` is the queue, `LocalQueue::Owner` the only
 // handle that can push or pop (held by the worker thread), `LocalQueue::Stealer`
 // the handle other threads use. A thief cannot call the owner's operations.
@@ -33,23 +38,26 @@
 #include <cstdint>
 
 #include "weft/core/detail/task_base.h"
+#include "weft/core/detail/weft_dcheck.h"
+#include "weft/sched/detail/inject_queue.h"
 
 namespace weft::detail {
 
-class InjectQueue;
-
-class LocalQueue {
+template <std::uint32_t Capacity>
+class BasicLocalQueue {
  public:
-  static constexpr std::uint32_t kCapacity = 256;
+  static_assert(Capacity >= 4 && (Capacity & (Capacity - 1)) == 0,
+                "the capacity is a power of two, at least 4");
+  static constexpr std::uint32_t kCapacity = Capacity;
 
   class Owner;
   class Stealer;
 
-  LocalQueue() {
+  BasicLocalQueue() {
     for (auto& s : slots_) s.store(nullptr, std::memory_order_relaxed);
   }
-  LocalQueue(const LocalQueue&) = delete;
-  LocalQueue& operator=(const LocalQueue&) = delete;
+  BasicLocalQueue(const BasicLocalQueue&) = delete;
+  BasicLocalQueue& operator=(const BasicLocalQueue&) = delete;
 
   Owner owner() noexcept;
   Stealer stealer() noexcept;
@@ -65,6 +73,12 @@ class LocalQueue {
   }
 
  private:
+  // The state invariant of the file comment, for a head and tail read by
+  // the owner (who alone moves tail).
+  static void check_state(std::uint64_t h, std::uint32_t tail) noexcept {
+    WEFT_DCHECK(real_of(h) - steal_of(h) <= tail - steal_of(h));  // steal <= real <= tail
+    WEFT_DCHECK(tail - steal_of(h) <= kCapacity);
+  }
   static constexpr std::uint32_t kMask = kCapacity - 1;
   static std::uint32_t steal_of(std::uint64_t h) { return static_cast<std::uint32_t>(h >> 32); }
   static std::uint32_t real_of(std::uint64_t h) { return static_cast<std::uint32_t>(h); }
@@ -78,9 +92,10 @@ class LocalQueue {
 };
 
 // Owner-side operations. Only the owning worker thread may use it.
-class LocalQueue::Owner {
+template <std::uint32_t Capacity>
+class BasicLocalQueue<Capacity>::Owner {
  public:
-  explicit Owner(LocalQueue* q) : q_(q) {}
+  explicit Owner(BasicLocalQueue* q) : q_(q) {}
   // Pushes at the back; if full, moves half of the queue plus `t` to
   // `overflow` in one batch.
   void push_back(TaskBase* t, InjectQueue& overflow) noexcept;
@@ -90,25 +105,159 @@ class LocalQueue::Owner {
   std::uint32_t size() const noexcept { return q_->size_hint(); }
 
  private:
-  bool push_overflow(TaskBase* t, std::uint32_t real, std::uint32_t tail,
-                     InjectQueue& overflow) noexcept;
-  LocalQueue* q_;
+  bool push_overflow(TaskBase* t, std::uint32_t real, InjectQueue& overflow) noexcept;
+  BasicLocalQueue* q_;
 };
 
 // Thief-side operations. Any thread.
-class LocalQueue::Stealer {
+template <std::uint32_t Capacity>
+class BasicLocalQueue<Capacity>::Stealer {
  public:
-  explicit Stealer(LocalQueue* q) : q_(q) {}
+  explicit Stealer(BasicLocalQueue* q) : q_(q) {}
   // Moves about half of this queue into `dst` (whose owner is the caller)
   // and returns one of the stolen tasks to run now; null if nothing stolen.
-  TaskBase* steal_into(Owner& dst_owner, LocalQueue& dst) noexcept;
+  TaskBase* steal_into(Owner& dst_owner, BasicLocalQueue& dst) noexcept;
   bool looks_empty() const noexcept { return q_->looks_empty(); }
 
  private:
-  LocalQueue* q_;
+  BasicLocalQueue* q_;
 };
 
-inline LocalQueue::Owner LocalQueue::owner() noexcept { return Owner(this); }
-inline LocalQueue::Stealer LocalQueue::stealer() noexcept { return Stealer(this); }
+template <std::uint32_t Capacity>
+typename BasicLocalQueue<Capacity>::Owner BasicLocalQueue<Capacity>::owner() noexcept {
+  return Owner(this);
+}
+template <std::uint32_t Capacity>
+typename BasicLocalQueue<Capacity>::Stealer BasicLocalQueue<Capacity>::stealer() noexcept {
+  return Stealer(this);
+}
+
+template <std::uint32_t Capacity>
+void BasicLocalQueue<Capacity>::Owner::push_back(TaskBase* t, InjectQueue& overflow) noexcept {
+  BasicLocalQueue& q = *q_;
+  // Relaxed: tail_ is written only by us.
+  std::uint32_t tail = q.tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    // Acquire pairs with a thief's release of `steal`: its copies of the
+    // slots we may now overwrite are finished.
+    std::uint64_t head = q.head_.load(std::memory_order_acquire);
+    std::uint32_t steal = steal_of(head);
+    std::uint32_t real = real_of(head);
+    check_state(head, tail);
+    if (tail - steal < kCapacity) break;  // room
+    if (steal != real) {
+      // A thief is copying; it will free room soon. Do not wait for it.
+      overflow.push(t);
+      return;
+    }
+    if (push_overflow(t, real, overflow)) return;
+    // Lost a race with a thief or our own pop; look again.
+  }
+  q.slots_[tail & kMask].store(t, std::memory_order_relaxed);
+  // Release publishes the slot to thieves; seq_cst for the idle protocol.
+  q.tail_.store(tail + 1, std::memory_order_seq_cst);
+}
+
+template <std::uint32_t Capacity>
+bool BasicLocalQueue<Capacity>::Owner::push_overflow(TaskBase* t, std::uint32_t real,
+                                                     InjectQueue& overflow) noexcept {
+  BasicLocalQueue& q = *q_;
+  constexpr std::uint32_t kHalf = kCapacity / 2;
+  // Claim the oldest half as if popped.
+  std::uint64_t expected = pack(real, real);
+  if (!q.head_.compare_exchange_strong(expected, pack(real + kHalf, real + kHalf),
+                                       std::memory_order_acq_rel, std::memory_order_acquire)) {
+    return false;
+  }
+  TaskBase* first = q.slots_[real & kMask].load(std::memory_order_relaxed);
+  TaskBase* prev = first;
+  for (std::uint32_t i = 1; i < kHalf; ++i) {
+    TaskBase* cur = q.slots_[(real + i) & kMask].load(std::memory_order_relaxed);
+    prev->queue_next_ = cur;
+    prev = cur;
+  }
+  prev->queue_next_ = t;
+  overflow.push_batch(first, t, kHalf + 1);
+  return true;
+}
+
+template <std::uint32_t Capacity>
+TaskBase* BasicLocalQueue<Capacity>::Owner::pop() noexcept {
+  BasicLocalQueue& q = *q_;
+  std::uint64_t head = q.head_.load(std::memory_order_acquire);
+  for (;;) {
+    std::uint32_t steal = steal_of(head);
+    std::uint32_t real = real_of(head);
+    const std::uint32_t tail = q.tail_.load(std::memory_order_relaxed);
+    check_state(head, tail);
+    if (real == tail) return nullptr;
+    std::uint32_t next_real = real + 1;
+    std::uint64_t next = steal == real ? pack(next_real, next_real) : pack(steal, next_real);
+    // acq_rel: orders against a thief's claim of the same slots.
+    if (q.head_.compare_exchange_weak(head, next, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      return q.slots_[real & kMask].load(std::memory_order_relaxed);
+    }
+  }
+}
+
+template <std::uint32_t Capacity>
+TaskBase* BasicLocalQueue<Capacity>::Stealer::steal_into(Owner& dst_owner,
+                                                         BasicLocalQueue& dst) noexcept {
+  (void)dst_owner;  // proof that the caller owns dst
+  BasicLocalQueue& src = *q_;
+  // Relaxed: dst.tail_ is written only by the caller (its owner).
+  std::uint32_t dst_tail = dst.tail_.load(std::memory_order_relaxed);
+  std::uint64_t dst_head = dst.head_.load(std::memory_order_acquire);
+  if (dst_tail - steal_of(dst_head) > kCapacity / 2) return nullptr;  // no room for half
+
+  // Claim: move src's real forward by half of what is queued.
+  std::uint64_t prev = src.head_.load(std::memory_order_acquire);
+  std::uint32_t n;
+  std::uint64_t next;
+  for (;;) {
+    std::uint32_t steal = steal_of(prev);
+    std::uint32_t real = real_of(prev);
+    if (steal != real) return nullptr;  // another thief is at work
+    // Acquire pairs with the owner's tail store: the slots are readable.
+    std::uint32_t src_tail = src.tail_.load(std::memory_order_acquire);
+    const std::uint32_t queued = src_tail - real;
+    n = queued - queued / 2;
+    if (n == 0) return nullptr;
+    if (n > kCapacity / 2) n = kCapacity / 2;
+    next = pack(steal, real + n);
+    if (src.head_.compare_exchange_weak(prev, next, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      // The claim held, so `real` was current; the tail, read before, can
+      // only be behind: what it counts fits in the ring.
+      WEFT_DCHECK(queued <= kCapacity);
+      break;
+    }
+  }
+  // Room for the copies in dst (checked above; only its owner, the caller, adds).
+  WEFT_DCHECK(dst_tail + n - 1 - steal_of(dst_head) <= kCapacity);
+  std::uint32_t first = steal_of(next);
+  // Copy all but the last into dst; the last one is returned to run now.
+  for (std::uint32_t i = 0; i + 1 < n; ++i) {
+    TaskBase* t = src.slots_[(first + i) & kMask].load(std::memory_order_relaxed);
+    dst.slots_[(dst_tail + i) & kMask].store(t, std::memory_order_relaxed);
+  }
+  TaskBase* ret = src.slots_[(first + n - 1) & kMask].load(std::memory_order_relaxed);
+  // Release the claimed range: steal catches up with real (which the owner
+  // may have moved meanwhile). Release pairs with the owner's acquire in push.
+  prev = next;
+  for (;;) {
+    std::uint32_t real = real_of(prev);
+    if (src.head_.compare_exchange_weak(prev, pack(real, real), std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      break;
+    }
+  }
+  if (n > 1) dst.tail_.store(dst_tail + n - 1, std::memory_order_seq_cst);
+  return ret;
+}
+
+// The runtime's queue.
+using LocalQueue = BasicLocalQueue<256>;
 
 }  // namespace weft::detail
