@@ -252,9 +252,6 @@ class Loop final : public detail::LoopBase {
   // by the owner when it takes the queues.
   std::atomic<bool> remote_pending_{false};
 
-  // Guarded by the runtime's Idle mutex.
-  bool in_sleepers_ = false;
-  bool unparked_searching_ = false;
   // Earliest timer, published before parking (for the manual clock's jumps).
   std::atomic<std::int64_t> parked_deadline_{INT64_MAX};
   // For the peers' busy checks (look_at_peers), a hint only (relaxed): the

@@ -82,9 +82,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   loops_.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
   if (clock_->is_manual()) {
-    static_cast<ManualClock*>(clock_)->set_on_advance([this] {
-      for (Loop* w : idle_->unpark_all()) w->wake();
-    });
+    static_cast<ManualClock*>(clock_)->set_on_advance([this] { idle_->wake_all(); });
   }
 }
 
@@ -157,11 +155,11 @@ void Runtime::end_run() {
 
 void Runtime::stop() noexcept {
   stopping_.store(true, std::memory_order_seq_cst);
-  for (Loop* w : idle_->unpark_all()) w->wake();
+  idle_->wake_all();
 }
 
 void Runtime::notify_parked() noexcept {
-  if (Loop* w = idle_->worker_to_notify()) w->wake();
+  idle_->wake_one_for_new_work();
 }
 
 void Runtime::inject_task(detail::TaskBase* t) noexcept {

@@ -3,49 +3,70 @@
 #include <algorithm>
 #include <utility>
 
+#include "weft/core/detail/weft_dcheck.h"
 #include "weft/sched/loop.h"
 
 namespace weft::detail {
+
+void Idle::check_counts(std::uint64_t s) const noexcept {
+  const auto searching = static_cast<std::uint32_t>(s >> 32);
+  const auto unparked = static_cast<std::uint32_t>(s);
+  WEFT_DCHECK(searching <= unparked);
+  WEFT_DCHECK(unparked <= num_workers_);
+}
+
+Idle::WorkerFlags& Idle::flags_locked(const Loop* w) {
+  WEFT_DCHECK(w->index() < workers_.size());
+  return workers_[w->index()];
+}
 
 bool Idle::transition_to_searching() noexcept {
   std::uint64_t s = state_.load(std::memory_order_seq_cst);
   std::uint32_t searching = static_cast<std::uint32_t>(s >> 32);
   // Keep at most half of the workers searching (at least one may).
   if (2 * searching >= num_workers_ && searching > 0) return false;
-  state_.fetch_add(kSearchingOne, std::memory_order_seq_cst);
+  check_counts(state_.fetch_add(kSearchingOne, std::memory_order_seq_cst) + kSearchingOne);
   return true;
 }
 
 bool Idle::transition_from_searching() noexcept {
   std::uint64_t prev = state_.fetch_sub(kSearchingOne, std::memory_order_seq_cst);
+  WEFT_DCHECK((prev >> 32) >= 1);  // only a searcher stops searching
   return (prev >> 32) == 1;
 }
 
 std::uint32_t Idle::transition_to_parked(Loop* w, bool searching) noexcept {
   SpinLockHolder lock(&mu_);
+  WorkerFlags& f = flags_locked(w);
+  WEFT_DCHECK(!f.in_sleepers);
   sleepers_.push_back(w);
-  w->in_sleepers_ = true;
+  f.in_sleepers = true;
   std::uint64_t dec = kUnparkedOne + (searching ? kSearchingOne : 0);
   // seq_cst: the sleeper's half of the Dekker pairing (see idle.h).
   std::uint64_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
+  WEFT_DCHECK(static_cast<std::uint32_t>(prev) >= 1);      // it was counted unparked
+  WEFT_DCHECK(!searching || (prev >> 32) >= 1);             // and searching, if it was
+  check_counts(prev - dec);
   return static_cast<std::uint32_t>(prev - dec);
 }
 
 bool Idle::transition_from_parked(Loop* w) noexcept {
   SpinLockHolder lock(&mu_);
-  if (!w->in_sleepers_) {
-    // Someone unparked us; worker_to_notify counted us as searching.
-    return std::exchange(w->unparked_searching_, false);
+  WorkerFlags& f = flags_locked(w);
+  if (!f.in_sleepers) {
+    // Someone unparked us; wake_one_for_new_work counted us as searching.
+    return std::exchange(f.unparked_searching, false);
   }
   unregister_locked(w);
-  state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
+  check_counts(state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst) + kUnparkedOne);
   return false;
 }
 
 void Idle::unregister_locked(Loop* w) {
   auto it = std::find(sleepers_.begin(), sleepers_.end(), w);
+  WEFT_DCHECK(it != sleepers_.end());  // the flag said it was there
   if (it != sleepers_.end()) sleepers_.erase(it);
-  w->in_sleepers_ = false;
+  flags_locked(w).in_sleepers = false;
 }
 
 bool Idle::notify_should_wakeup() const noexcept {
@@ -54,33 +75,52 @@ bool Idle::notify_should_wakeup() const noexcept {
   return (s >> 32) == 0 && static_cast<std::uint32_t>(s) < num_workers_;
 }
 
-Loop* Idle::worker_to_notify() noexcept {
+Loop* Idle::take_worker_to_notify() noexcept {
   if (!notify_should_wakeup()) return nullptr;
   SpinLockHolder lock(&mu_);
   if (!notify_should_wakeup() || sleepers_.empty()) return nullptr;
   Loop* w = sleepers_.back();
   sleepers_.pop_back();
-  w->in_sleepers_ = false;
-  w->unparked_searching_ = true;
-  state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
+  WorkerFlags& f = flags_locked(w);
+  WEFT_DCHECK(f.in_sleepers);
+  f.in_sleepers = false;
+  f.unparked_searching = true;
+  check_counts(state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst) +
+               kUnparkedOne + kSearchingOne);
   return w;
+}
+
+bool Idle::wake_one_for_new_work() noexcept {
+  Loop* w = take_worker_to_notify();
+  if (w == nullptr) return false;
+  w->wake();
+  return true;
 }
 
 bool Idle::unpark_specific(Loop* w) noexcept {
   SpinLockHolder lock(&mu_);
-  if (!w->in_sleepers_) return false;
+  if (!flags_locked(w).in_sleepers) return false;
   unregister_locked(w);
-  state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
+  check_counts(state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst) + kUnparkedOne);
   return true;
 }
 
-std::vector<Loop*> Idle::unpark_all() noexcept {
-  SpinLockHolder lock(&mu_);
-  std::vector<Loop*> out;
-  out.swap(sleepers_);
-  for (Loop* w : out) w->in_sleepers_ = false;
-  state_.fetch_add(kUnparkedOne * out.size(), std::memory_order_seq_cst);
-  return out;
+bool Idle::wake_if_parked(Loop* w) noexcept {
+  if (!unpark_specific(w)) return false;
+  w->wake();
+  return true;
+}
+
+void Idle::wake_all() noexcept {
+  std::vector<Loop*> woken;
+  {
+    SpinLockHolder lock(&mu_);
+    woken.swap(sleepers_);
+    for (Loop* w : woken) flags_locked(w).in_sleepers = false;
+    check_counts(state_.fetch_add(kUnparkedOne * woken.size(), std::memory_order_seq_cst) +
+                 kUnparkedOne * woken.size());
+  }
+  for (Loop* w : woken) w->wake();
 }
 
 }  // namespace weft::detail

@@ -2,7 +2,15 @@
 //
 // `state_` packs two counters: the number of workers searching for work
 // (high 32 bits) and the number not parked (low 32 bits). `sleepers_` lists
-// parked workers; it and each worker's `in_sleepers` flag are guarded by mu_.
+// parked workers; it and each worker's flags (`workers_`, by worker index:
+// registered as a sleeper; unparked by another thread as a searcher) are
+// guarded by mu_. Idle owns all of that state; the workers reach it only
+// through the calls below, and every call that unparks a worker also wakes
+// it (its eventfd), so no caller can do one without the other.
+//
+// Invariants (WEFT_DCHECK'd): searching <= unparked <= num_workers; a worker
+// is in `sleepers_` exactly when its flag says so; a parked worker was
+// counted unparked (and searching, if it was) until it parked.
 //
 // Rules:
 //  - At most about half of the workers search at once
@@ -38,7 +46,7 @@ namespace weft::detail {
 class Idle {
  public:
   explicit Idle(std::uint32_t num_workers)
-      : num_workers_(num_workers), state_(num_workers) {}
+      : num_workers_(num_workers), state_(num_workers), workers_(num_workers) {}
 
   // A worker wants to search; false if enough others already do.
   bool transition_to_searching() noexcept;
@@ -52,14 +60,15 @@ class Idle {
   // unregistered itself.
   bool transition_from_parked(Loop* w) noexcept;
 
-  // The worker to wake for new work, already counted as unparked and
-  // searching; null if none should be woken.
-  Loop* worker_to_notify() noexcept;
-  // Unregisters `w` if it is parked so the caller can wake it (directed
-  // wake-ups: pinned tasks, posted callbacks). True if it was parked.
-  bool unpark_specific(Loop* w) noexcept;
-  // Every parked worker, unregistered (shutdown, clock jumps).
-  std::vector<Loop*> unpark_all() noexcept;
+  // New work: wakes a sleeper if the rules above say one should go and
+  // look, counted as unparked and searching. True if one was woken.
+  bool wake_one_for_new_work() noexcept;
+  // Directed wake-ups (pinned tasks, posted callbacks, a timer's owner
+  // after a clock jump): unparks and wakes `w` if it is parked. True if it
+  // was.
+  bool wake_if_parked(Loop* w) noexcept;
+  // Unparks and wakes every parked worker (shutdown, clock advances).
+  void wake_all() noexcept;
 
   std::uint32_t num_searching() const noexcept {
     return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst) >> 32);
@@ -71,13 +80,24 @@ class Idle {
  private:
   static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
   static constexpr std::uint64_t kUnparkedOne = 1;
+  struct WorkerFlags {
+    bool in_sleepers = false;
+    // Unparked by another thread, which counted it as searching.
+    bool unparked_searching = false;
+  };
   bool notify_should_wakeup() const noexcept;
+  Loop* take_worker_to_notify() noexcept;
+  bool unpark_specific(Loop* w) noexcept;
   void unregister_locked(Loop* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  WorkerFlags& flags_locked(const Loop* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Checks the counters' invariant on a value of state_.
+  void check_counts(std::uint64_t s) const noexcept;
 
   const std::uint32_t num_workers_;
   std::atomic<std::uint64_t> state_;
   SpinLock mu_;
   std::vector<Loop*> sleepers_ ABSL_GUARDED_BY(mu_);
+  std::vector<WorkerFlags> workers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace weft::detail
