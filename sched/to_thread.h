@@ -47,6 +47,7 @@
 #include "weft/core/coro.h"
 #include "weft/core/future.h"
 #include "weft/sched/cancel_scope.h"
+#include "weft/sched/detail/offload_ticket.h"
 #include "weft/sched/runtime.h"
 #include "weft/sched/spawn.h"
 
@@ -66,16 +67,6 @@ using ToThreadResult =
     typename std::conditional_t<ToThreadCall<F, A...>::kTakesStopToken,
                                 std::invoke_result<F&, std::stop_token, A&&...>,
                                 std::invoke_result<F&, A&&...>>::type;
-
-// Marks a pool job finished before it hands out its result, so that the
-// shutdown report counts only calls whose result nobody waits for.
-class OffloadTicket {
- public:
-  virtual void finish() noexcept = 0;
-
- protected:
-  ~OffloadTicket() = default;
-};
 
 // Submits a job to the runtime's to_thread pool (defined in to_thread.cc).
 void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job);

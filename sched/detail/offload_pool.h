@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/functional/any_invocable.h"
 #include "oneapi/tbb/global_control.h"
 #include "oneapi/tbb/task_arena.h"
-#include "absl/functional/any_invocable.h"
-#include "weft/sched/to_thread.h"
+#include "weft/sched/detail/offload_ticket.h"
 
 namespace weft {
 
