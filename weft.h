@@ -25,6 +25,7 @@
 #include "weft/io/reactor.h"
 #include "weft/io/socket.h"
 #include "weft/io/streams.h"
+#include "weft/io/server.h"
 #include "weft/io/signals.h"
 #include "weft/sched/sync/barrier.h"
 #include "weft/sched/sync/condition.h"

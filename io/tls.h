@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "weft/core/coro.h"
+#include "weft/io/server.h"
 #include "weft/io/socket.h"
 #include "weft/io/streams.h"
 #include "weft/sched/clock.h"
