@@ -1,7 +1,8 @@
 // Loop: the asyncio-facing handle of one worker (call_soon, timers, task
-// start and scheduling), its construction and the timer handles. The run
-// loop, stealing and fairness are in detail/worker.cc; parking, the IO
-// polls and the busy-peer watch in detail/park.cc.
+// start), its construction and the timer handles. The run loop, where a
+// woken task is queued (schedule), stealing and fairness are in
+// detail/worker.cc; parking, the IO polls and the busy-peer watch in
+// detail/park.cc.
 #include "weft/sched/loop.h"
 
 #include <sys/epoll.h>
@@ -174,27 +175,5 @@ void Loop::task_finished(detail::TaskBase* t) noexcept {
 }
 
 void Loop::report_error(std::string_view message) noexcept { rt_.report_error(message); }
-
-void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
-  Loop* cur = t_worker;
-  if (t->pinned()) {
-    if (cur == this) {
-      pinned_ready_.push_back(t);
-      return;
-    }
-    {
-      detail::SpinLockHolder lock(&remote_mu_);
-      remote_tasks_.push_back(t);
-      remote_pending_.store(true, std::memory_order_seq_cst);
-    }
-    rt_.idle().wake_if_parked(this);
-    return;
-  }
-  if (cur != nullptr && &cur->rt_ == &rt_) {
-    cur->push_local(t, how);
-  } else {
-    rt_.inject_task(t);
-  }
-}
 
 }  // namespace weft

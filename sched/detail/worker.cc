@@ -1,7 +1,10 @@
-// A worker's run loop (sched/loop.h): picking the next task (fairness
-// ticks, the LIFO slot's streak, pinned tasks, the global queue), searching
-// and stealing, its local queue, the step-cost samples that decide when an
-// IO batch is shared, and what it drops at shutdown. Parking is in park.cc.
+// A worker's run loop (sched/loop.h): where a woken task goes (schedule:
+// the pinned queue, the waker's local queue or LIFO slot, the global queue),
+// picking the next task (fairness ticks, the LIFO slot's streak, pinned
+// tasks, the global queue), searching and stealing, the step-cost samples
+// that decide when an IO batch is shared, and what it drops at shutdown.
+// Parking is in park.cc. schedule and push_local share this file so that
+// the wake path stays one inlined call.
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -35,6 +38,28 @@ std::uint64_t next_random(std::uint64_t& s) {
 }
 
 }  // namespace
+
+void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
+  Loop* cur = t_worker;
+  if (t->pinned()) {
+    if (cur == this) {
+      pinned_ready_.push_back(t);
+      return;
+    }
+    {
+      detail::SpinLockHolder lock(&remote_mu_);
+      remote_tasks_.push_back(t);
+      remote_pending_.store(true, std::memory_order_seq_cst);
+    }
+    rt_.idle().wake_if_parked(this);
+    return;
+  }
+  if (cur != nullptr && &cur->rt_ == &rt_) {
+    cur->push_local(t, how);
+  } else {
+    rt_.inject_task(t);
+  }
+}
 
 bool Loop::coin_flip() { return (next_random(rng_) >> 33) & 1; }
 
