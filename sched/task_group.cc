@@ -1,8 +1,10 @@
 #include "weft/sched/task_group.h"
 #include "weft/sched/detail/task_group_state.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -51,19 +53,67 @@ std::optional<Future<void>> join_signal(TaskGroupState& st) {
 
 Coro<void> wait_signal(Future<void> f) { co_await f; }
 
+// True if `t` is the group's parent or one of its children: a task the
+// group's abort cancels.
+bool is_member_locked(const TaskGroupState& st, const TaskBase* t)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+  if (t == nullptr) return false;
+  if (st.parent == t) return true;
+  return std::any_of(st.children.begin(), st.children.end(),
+                     [t](const RefPtr<TaskBase>& c) { return c.get() == t; });
+}
+
+// Threads make a case asyncio cannot have: a child, or the body, still
+// running on another worker when the group starts shutting down, before the
+// cancellation the shutdown sends it has reached it. asyncio would have
+// delivered that cancellation before the task ran again; here the task meets
+// the shutdown in create_task, so create_task delivers it (CancelledError)
+// instead of raising a RuntimeError that asyncio could never give such a
+// task. A member that already received its cancellation (and caught it), and
+// any other caller, get the RuntimeError, as in asyncio. The wait for
+// abort_sent is the short stretch in which the aborting thread is still
+// sending its cancellations.
+[[noreturn]] void refuse(TaskGroupState& st, const char* why, bool member_of_aborting_group) {
+  if (member_of_aborting_group) {
+    for (;;) {
+      {
+        detail::SpinLockHolder lock(&st.mu);
+        if (st.abort_sent) break;
+      }
+      std::this_thread::yield();
+    }
+    current_task_base()->throw_if_request_pending();
+  }
+  throw RuntimeError(why);
+}
+
 }  // namespace
 
 void task_group_check_open(TaskGroupState& st) {
-  detail::SpinLockHolder lock(&st.mu);
-  if (const char* why = refusal_locked(st)) throw RuntimeError(why);
+  const char* why;
+  bool member;
+  {
+    detail::SpinLockHolder lock(&st.mu);
+    why = refusal_locked(st);
+    member = why != nullptr && st.aborting && is_member_locked(st, current_task_base());
+  }
+  if (why != nullptr) refuse(st, why, member);
 }
 
 void task_group_adopt(TaskGroupState& st, TaskBase& child) {
   {
-    detail::SpinLockHolder lock(&st.mu);
-    if (const char* why = refusal_locked(st)) throw RuntimeError(why);
-    st.children.emplace_back(&child);
-    ++st.pending;
+    const char* why;
+    bool member;
+    {
+      detail::SpinLockHolder lock(&st.mu);
+      why = refusal_locked(st);
+      member = why != nullptr && st.aborting && is_member_locked(st, current_task_base());
+      if (why == nullptr) {
+        st.children.emplace_back(&child);
+        ++st.pending;
+      }
+    }
+    if (why != nullptr) refuse(st, why, member);
   }
   RefPtr<TaskGroupState> self(&st);
   child.add_permanent_inline_callback([self = std::move(self)](FutureStateBase& s) {
@@ -94,6 +144,8 @@ Coro<void> task_group_run(RefPtr<TaskGroupState> st, Coro<void> body) {
       to_cancel = st->abort_locked();
     }
     for (auto& c : to_cancel) c->cancel("TaskGroup: the body failed or was cancelled");
+    detail::SpinLockHolder lock(&st->mu);
+    st->abort_sent = true;
     return true;
   };
   // The CancelledError to raise if no child failed: the one that reached the

@@ -27,6 +27,11 @@ class TaskGroupState final : public RefCounted {
   bool closed ABSL_GUARDED_BY(mu) = false;
   // A child's failure asked for the parent's cancellation, not yet withdrawn.
   bool parent_cancel_requested ABSL_GUARDED_BY(mu) = false;
+  // Set once the abort has sent its cancellations (to the children, and to
+  // the parent for a child's failure): from then on a member of the group
+  // that has not received its cancellation has it pending (see
+  // task_group.cc, refuse).
+  bool abort_sent ABSL_GUARDED_BY(mu) = false;
   std::optional<Future<void>> joined ABSL_GUARDED_BY(mu);
 
   // Marks the group aborting and returns the children to cancel.
@@ -48,11 +53,13 @@ class TaskGroupState final : public RefCounted {
   void on_child_done(TaskBase& child) {
     std::vector<RefPtr<TaskBase>> to_cancel;
     TaskBase* parent_to_cancel = nullptr;
+    bool aborted_here = false;
     {
       detail::SpinLockHolder lock(&mu);
       if (child.outcome() == FutureStateBase::Outcome::kException) {
         errors.push_back(child.exception());  // retrieved: not reported as lost
         if (!aborting) {
+          aborted_here = true;
           to_cancel = abort_locked();
           if (parent != nullptr && !parent_cancel_requested) {
             parent_cancel_requested = true;
@@ -67,6 +74,7 @@ class TaskGroupState final : public RefCounted {
     std::optional<Future<void>> signal;
     {
       detail::SpinLockHolder lock(&mu);
+      if (aborted_here) abort_sent = true;
       --pending;
       // A join in progress must see the end of the last child, or the abort.
       if (pending == 0 || parent_to_cancel != nullptr) signal = joined;
