@@ -4,7 +4,8 @@
 #  - compress through the built-in sink and through a sink process, then
 #    decompress what the sink stored and compare it with the input;
 #  - Ctrl-C in the middle: exit 130, and the sink holds a prefix of whole chunks;
-#  - a sink that resets: a one-line error naming the sink, exit 1;
+#  - a sink that resets: a one-line error naming the sink, exit 1; a built-in sink that
+#    cannot store (a full disk): its own error, exit 1;
 #  - bad inputs and command lines: one-line errors, nothing half-written.
 #   pipeline_cli_test.sh PATH_TO_PIPELINE
 set -uo pipefail
@@ -110,6 +111,10 @@ start_sink --close-after=100000
 expect_error 1 "writing to the sink 127.0.0.1:$port" \
   "$bin" compress --input="$tmp/big" --sink="127.0.0.1:$port" --chunk-size=64K --level=1
 wait "$sink_pid" || fail "the resetting sink failed: $(cat "$tmp/sink.err")"
+
+# --- the built-in sink cannot store: its error is the one reported -----------------------
+expect_error 1 "the sink failed: " "$bin" compress --input="$tmp/in" --output=/dev/full
+grep -q "No space left on device" "$tmp/err" || fail "the disk-full cause is not named: $(cat "$tmp/err")"
 
 # --- bad inputs and command lines -------------------------------------------------------
 expect_error 1 "cannot read the input $tmp/nope: " \

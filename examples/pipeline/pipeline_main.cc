@@ -288,11 +288,15 @@ weft::Coro<int> run_compress(Flags flags) {
   // The built-in sink stores what arrived (the writer ended the stream
   // after its last whole frame, in every case).
   Received stored;
+  bool sink_failed = false;
   if (builtin_sink) {
     try {
       stored = co_await sink_done;
     } catch (const std::exception& e) {
-      if (failure.empty()) failure = absl::StrFormat("the sink failed: %s", e.what());
+      // The sink's own error (a full disk, say) is the cause; the writer's
+      // (the reset the sink left behind) only follows from it.
+      failure = absl::StrFormat("the sink failed: %s", e.what());
+      sink_failed = true;
     }
     sink_server.close();
     co_await sink_server.wait_closed();
@@ -308,6 +312,11 @@ weft::Coro<int> run_compress(Flags flags) {
                  "(%.1f MB of the input)\n",
                  strsignal(stopped_by), static_cast<unsigned long long>(chunks), raw / 1e6);
     co_return kExitInterrupted;
+  }
+  if (sink_failed) {
+    // What it stored before it failed is whole frames, but not counted here.
+    std::fprintf(stderr, "pipeline: %s\n", failure.c_str());
+    co_return kExitFailed;
   }
   if (!failure.empty()) {
     std::fprintf(stderr, "pipeline: %s (the sink has the first %llu whole chunks)\n",
