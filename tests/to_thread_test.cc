@@ -291,9 +291,13 @@ struct BlockedCall {
   std::atomic<bool> task_saw_cancel{false};
 };
 
-Coro<int> await_blocked_call(std::shared_ptr<BlockedCall> b) {
-  // The callable is a named variable, not a temporary in the co_await
-  // statement, which g++ 12 would destroy twice (docs/pitfalls.md).
+// A call that blocks until released, through to_thread or (kJoined)
+// to_thread_joined. The callable is a named variable, not a temporary in the
+// co_await statement, which g++ 12 would destroy twice (docs/pitfalls.md).
+// task_saw_cancel: the awaiter got CancelledError; joined, only once the call
+// was over.
+template <bool kJoined>
+Coro<int> await_blocking_call(std::shared_ptr<BlockedCall> b) {
   auto call = [b] {
     b->entered.Notify();
     b->release.WaitForNotificationWithTimeout(absl::FromChrono(kLongWait));
@@ -301,11 +305,19 @@ Coro<int> await_blocked_call(std::shared_ptr<BlockedCall> b) {
     return 1;
   };
   try {
-    co_return co_await to_thread(std::move(call));
+    if constexpr (kJoined) {
+      co_return co_await to_thread_joined(std::move(call));
+    } else {
+      co_return co_await to_thread(std::move(call));
+    }
   } catch (const CancelledError&) {
-    b->task_saw_cancel = true;
+    b->task_saw_cancel = kJoined ? b->finished.load() : true;
     throw;
   }
+}
+
+Coro<int> await_blocked_call(std::shared_ptr<BlockedCall> b) {
+  return await_blocking_call<false>(std::move(b));
 }
 
 WEFT_CO_TEST(ToThread, CancellingTheAwaiterWakesItAtOnce) {
@@ -369,19 +381,7 @@ WEFT_CO_TEST(ToThread, StopTokenIsSignalledOnCancel) {
 // --- to_thread_joined ----------------------------------------------------------------------
 
 Coro<int> await_joined_call(std::shared_ptr<BlockedCall> b) {
-  auto call = [b] {
-    b->entered.Notify();
-    b->release.WaitForNotificationWithTimeout(absl::FromChrono(kLongWait));
-    b->finished = true;
-    return 1;
-  };
-  try {
-    co_return co_await to_thread_joined(std::move(call));
-  } catch (const CancelledError&) {
-    // Joined: by the time the cancellation reaches the caller, the call is over.
-    b->task_saw_cancel = b->finished.load();
-    throw;
-  }
+  return await_blocking_call<true>(std::move(b));
 }
 
 WEFT_CO_TEST(ToThread, JoinedCallReturnsValueAndPassesArguments) {
