@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
 #include "weft/sched/detail/offload_pool.h"
+#include "weft/sched/detail/runtime_access.h"
 
 namespace weft {
 
@@ -28,12 +29,13 @@ std::optional<bool> parse_flag(absl::string_view v) {
   return std::nullopt;
 }
 
-// Reports a malformed environment variable once per process (every runtime
-// reads it; one warning is enough). `warned` is per variable.
-void warn_once(std::atomic<bool>& warned, Runtime& rt, const std::string& message) {
+// A malformed environment variable is reported once per process (every
+// runtime reads it; one warning is enough): true for the first caller.
+// `warned` is per variable.
+bool first_warning(std::atomic<bool>& warned) {
   // Relaxed: the flag guards nothing but itself; the exchange alone makes
   // exactly one runtime, on any thread, the one that reports.
-  if (!warned.exchange(true, std::memory_order_relaxed)) rt.report_error(message);
+  return !warned.exchange(true, std::memory_order_relaxed);
 }
 std::atomic<bool> g_warned_debug{false};
 std::atomic<bool> g_warned_seed{false};
@@ -52,11 +54,10 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   if (const char* env = std::getenv("WEFT_SHUFFLE_SEED"); env != nullptr && *env != '\0') {
     if (std::uint64_t seed = 0; absl::SimpleAtoi(env, &seed)) {
       shuffle_seed_ = seed;
-    } else {
-      warn_once(g_warned_seed, *this,
-                absl::StrFormat("WEFT_SHUFFLE_SEED=\"%s\" is not a number (an unsigned 64-bit "
-                                "integer); it is ignored",
-                                env));
+    } else if (first_warning(g_warned_seed)) {
+      report_error(absl::StrFormat(
+          "WEFT_SHUFFLE_SEED=\"%s\" is not a number (an unsigned 64-bit integer); it is ignored",
+          env));
     }
   }
   if (shuffle_seed_ != 0) {
@@ -70,11 +71,10 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
   if (const char* env = std::getenv("WEFT_DEBUG"); env != nullptr && *env != '\0') {
     if (std::optional<bool> on = parse_flag(env)) {
       debug_ = debug_ || *on;
-    } else {
-      warn_once(g_warned_debug, *this,
-                absl::StrFormat("WEFT_DEBUG=\"%s\" is not one of 1/true/yes/on or "
-                                "0/false/no/off; debug mode is left %s",
-                                env, debug_ ? "on (RuntimeOptions::debug)" : "off"));
+    } else if (first_warning(g_warned_debug)) {
+      report_error(absl::StrFormat(
+          "WEFT_DEBUG=\"%s\" is not one of 1/true/yes/on or 0/false/no/off; debug mode is left %s",
+          env, debug_ ? "on (RuntimeOptions::debug)" : "off"));
     }
   }
   if (options_.task_factory) set_task_factory(std::move(options_.task_factory));
@@ -237,6 +237,14 @@ void Runtime::submit_external(absl::FunctionRef<void()> start) {
   }
   start();
 }
+
+namespace detail {
+IoDriver& RuntimeAccess::io_driver(Runtime& rt) noexcept { return rt.io_driver(); }
+void RuntimeAccess::submit_external(Runtime& rt, absl::FunctionRef<void()> start) {
+  rt.submit_external(start);
+}
+OffloadPool& RuntimeAccess::offload_pool(Runtime& rt) { return rt.offload_pool(); }
+}  // namespace detail
 
 Coro<void> Runtime::supervise(detail::RefPtr<detail::TaskBase> main) {
   co_await detail::DoneAwaiter(detail::RefPtr<detail::FutureStateBase>(main.get()));

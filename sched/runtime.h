@@ -36,6 +36,7 @@ namespace weft {
 
 namespace detail {
 class Idle;
+struct RuntimeAccess;
 }  // namespace detail
 class OffloadPool;
 
@@ -155,7 +156,12 @@ class Runtime {
   }
   Duration slow_callback_threshold() const noexcept { return options_.slow_callback_threshold; }
 
-  // --- for the scheduler ---
+ private:
+  // The scheduler's side, not API: the loops (friends) and weft's own code
+  // outside them, through detail::RuntimeAccess (sched/detail/runtime_access.h).
+  friend class Loop;
+  friend struct detail::RuntimeAccess;
+
   detail::InjectQueue& inject() noexcept { return inject_; }
   detail::Idle& idle() noexcept { return *idle_; }
   // The shared epoll instance for sockets (sched/detail/io_driver.h).
@@ -181,7 +187,6 @@ class Runtime {
   // choose `*eager`; rethrows what the factory throws.
   void apply_task_factory(detail::TaskBase* t, bool* eager) const;
 
- private:
   void begin_run();
   void end_run();
   void stop() noexcept;

@@ -11,6 +11,7 @@
 #include "weft/core/task.h"
 #include "weft/sched/concurrent_future.h"
 #include "weft/sched/loop.h"
+#include "weft/sched/detail/runtime_access.h"
 #include "weft/sched/runtime.h"
 
 namespace weft {
@@ -128,7 +129,7 @@ void spawn_threadsafe(Coro<T> body, Runtime& rt, std::string name = {}) {
   if (detail::current_loop() != nullptr && detail::current_loop()->runtime_id() == loop.runtime_id()) {
     start();
   } else {
-    rt.submit_external(start);
+    detail::RuntimeAccess::submit_external(rt, start);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "oneapi/tbb/global_control.h"
 #include "weft/sched/detail/offload_pool.h"
+#include "weft/sched/detail/runtime_access.h"
 
 namespace weft {
 
@@ -35,7 +36,7 @@ OffloadPool::OffloadPool(int threads)
 
 namespace detail {
 void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job) {
-  rt.offload_pool().submit(std::move(job));
+  RuntimeAccess::offload_pool(rt).submit(std::move(job));
 }
 }  // namespace detail
 

@@ -35,6 +35,7 @@
 #include "tests/testing.h"
 #include "weft/weft.h"
 #include "weft/sched/detail/offload_pool.h"
+#include "weft/sched/detail/runtime_access.h"
 
 namespace weft {
 namespace {
@@ -356,7 +357,7 @@ Coro<void> stress_main(Env* env) {
   // delivered; the runtime would report them as still running (see
   // to_thread_test's CompletedCallIsNotReportedAsStillRunning).
   EXPECT_TRUE(co_await mt_testing::co_wait_until(
-      [&rt] { return rt.offload_pool().running() == 0; }, kWatchdogLimit));
+      [&rt] { return detail::RuntimeAccess::offload_pool(rt).running() == 0; }, kWatchdogLimit));
 }
 
 void run_stress(std::uint32_t workers, bool shuffle) {

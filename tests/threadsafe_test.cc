@@ -20,6 +20,7 @@
 #include "tests/testing.h"
 #include "weft/weft.h"
 #include "weft/sched/detail/offload_pool.h"
+#include "weft/sched/detail/runtime_access.h"
 
 // --- Fault injection -------------------------------------------------------
 // The next operator new on a thread that armed `t_alloc_hook` first runs the
@@ -562,7 +563,7 @@ WEFT_CO_TEST(RunCoroutineThreadsafe, ResultFromAToThreadCallIsAllowed) {
   EXPECT_EQ(v, 3);
   // Let the pool finish its clean-up before main returns (see to_thread_test's
   // CompletedCallIsNotReportedAsStillRunning).
-  EXPECT_TRUE(co_await mt_testing::co_wait_until([&rt] { return rt.offload_pool().running() == 0; }));
+  EXPECT_TRUE(co_await mt_testing::co_wait_until([&rt] { return detail::RuntimeAccess::offload_pool(rt).running() == 0; }));
 }
 
 // --- submissions racing shutdown -------------------------------------------------------

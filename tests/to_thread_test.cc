@@ -20,6 +20,7 @@
 #include "tests/testing.h"
 #include "weft/weft.h"
 #include "weft/sched/detail/offload_pool.h"
+#include "weft/sched/detail/runtime_access.h"
 
 namespace weft {
 namespace {
@@ -70,7 +71,7 @@ class TimedBarrier {
 // does not end with one, which the runtime would report).
 Coro<bool> pool_idle() {
   Runtime& rt = get_running_loop().runtime();
-  co_return co_await co_wait_until([&rt] { return rt.offload_pool().running() == 0; });
+  co_return co_await co_wait_until([&rt] { return detail::RuntimeAccess::offload_pool(rt).running() == 0; });
 }
 
 // --- results -------------------------------------------------------------------

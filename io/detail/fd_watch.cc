@@ -8,6 +8,7 @@
 
 #include "weft/core/detail/weft_dcheck.h"
 #include "weft/io/errors.h"
+#include "weft/sched/detail/runtime_access.h"
 #include "weft/sched/runtime.h"
 
 namespace weft::detail {
@@ -40,7 +41,7 @@ bool FdWatch::is_stream() noexcept {
 
 void FdWatch::register_locked(Loop& loop) {
   WEFT_DCHECK(driver_ == nullptr && !closed_);  // registered once, while open
-  detail::IoDriver& driver = loop.runtime().io_driver();
+  detail::IoDriver& driver = RuntimeAccess::io_driver(loop.runtime());
   try {
     driver.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, static_cast<IoHandler*>(this));
   } catch (const std::system_error& e) {
