@@ -15,8 +15,8 @@
 #               then a short fuzz run: tools/fuzz.sh, each libFuzzer target of //fuzz for
 #               WEFT_FUZZ_SECONDS (default 5), one test each
 #   clang-asan  bazel test --config=clang-asan  (clang 16, ASan + UBSan + LeakSanitizer)
-#   consumer    builds and runs examples/consumer, a separate workspace using @weft//:weft
-#               (counts as one test)
+#   consumer    builds and runs examples/consumer, a separate workspace using @weft//:weft,
+#               and checks that it cannot depend on weft's *_internal targets (two tests)
 # BAZEL_ARGS go to every `bazel test`: flags (--x) and target patterns (//x, -//x; default
 # //...), e.g. `tools/test.sh asan -- //core/... --runs_per_test=20`.
 #
@@ -159,16 +159,28 @@ run_fuzz() {
 }
 
 run_consumer() {
-  local rc start=$SECONDS
+  local rc out passed=0 failed=0 note="" start=$SECONDS
   log "=== consumer: examples/consumer, bazel run //:main (depends on @weft//:weft)"
   (cd examples/consumer &&
     bazel "${startup_opts[@]}" run "${common_opts[@]}" //:main </dev/null 2>&1)
   rc=$?
   if ((rc == 0)); then
-    record consumer 1 0 $((SECONDS - start))
+    passed=$((passed + 1))
   else
-    record consumer 0 1 $((SECONDS - start)) "exit $rc"
+    failed=$((failed + 1)) note="main: exit $rc"
   fi
+  # The second check: a consumer cannot depend on weft's internals.
+  log "=== consumer: //:reaches_internal must be refused (@weft//core:core_internal is not visible)"
+  out=$(cd examples/consumer &&
+    bazel "${startup_opts[@]}" build "${common_opts[@]}" //:reaches_internal </dev/null 2>&1)
+  rc=$?
+  if ((rc != 0)) && grep -q "is not visible from target" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    printf '%s\n' "$out" >&2
+    failed=$((failed + 1)) note="${note:+$note; }reaches_internal: not refused for visibility (exit $rc)"
+  fi
+  record consumer "$passed" "$failed" $((SECONDS - start)) "$note"
 }
 
 if [[ ${WEFT_SKIP_SETUP:-0} != 1 ]]; then

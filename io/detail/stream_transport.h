@@ -31,8 +31,16 @@
 
 #include "weft/core/coro.h"
 #include "weft/io/detail/fd_watch.h"
+// A transport owns its Socket by value and reads through its cancel-safe
+// recv_into; the stream types below are only named, so streams.h (which
+// sits above this header) is not included.
 #include "weft/io/socket.h"
-#include "weft/io/streams.h"
+
+namespace weft {
+class StreamReader;
+class StreamWriter;
+struct StreamOptions;
+}  // namespace weft
 
 namespace weft::detail {
 
