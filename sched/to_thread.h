@@ -75,19 +75,20 @@ void submit_to_pool(Runtime& rt, absl::AnyInvocable<void(OffloadTicket&)> job);
 
 namespace detail {
 
-// A to_thread_joined call's phase: kPending (submitted) moves once, to
-// kRunning (the pool thread claimed it: the call runs) or to kAbandoned (the
-// cancelled caller claimed it: the call never runs). Both claims are
-// compare-exchanges from kPending, so exactly one wins. They carry no data
-// (the call's effects reach the caller through the result or `returned`,
-// which order them), so relaxed would do; acq_rel keeps the argument local.
-struct JoinedCall {
+// A pool call's phase: kPending (submitted) moves once, to kRunning (the
+// pool thread claimed it: the call runs) or to kAbandoned (the cancelled
+// caller claimed it: the call never runs). Both claims are compare-exchanges
+// from kPending, so exactly one wins. acq_rel: a caller whose claim fails
+// sees the pool's count of the call (detail/offload_ticket.h); the call's
+// effects reach the caller through the result or `returned`.
+struct OffloadClaim {
   enum : int { kPending, kRunning, kAbandoned };
   std::atomic<int> phase{kPending};
-  // Completed once a call that ran is over: it returned or threw, its
-  // callable and arguments are destroyed and its pool ticket is finished, so
-  // a runtime stopping right after does not count it as still running.
-  Future<void> returned;
+  // to_thread_joined only: completed once a call that ran is over (it
+  // returned or threw, its callable and arguments are destroyed and its pool
+  // ticket is finished, so a runtime stopping right after does not count it
+  // as still running).
+  std::optional<Future<void>> returned;
 
   bool claim(int by) noexcept {
     int expected = kPending;
@@ -104,10 +105,11 @@ struct Offload {
 };
 
 // Submits fn(args...) (or fn(stop_token, args...)) to the pool of the
-// calling loop's runtime. With `joined`, the pool thread runs it only if it
-// claims the call first, and completes joined->returned when it is over.
+// calling loop's runtime. The pool thread runs it only if its result is
+// still awaited and it claims the call first; it completes claim->returned,
+// if there is one, when the call is over.
 template <typename F, typename... A>
-Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<JoinedCall> joined, F fn,
+Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<OffloadClaim> claim, F fn,
                                                A... args) {
   using Call = ToThreadCall<F, A...>;
   using R = ToThreadResult<F, A...>;
@@ -115,12 +117,13 @@ Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<JoinedCall> joine
   Offload<R> o{Future<R>::labeled(loop, "to_thread", &typeid(F)), {}};
   submit_to_pool(
       loop.runtime(),
-      [result = o.result, stop = o.stop, joined = std::move(joined), context = Context::current(),
+      [result = o.result, stop = o.stop, claim = std::move(claim), context = Context::current(),
        work = std::optional<std::tuple<F, A...>>(std::in_place, std::move(fn),
                                                  std::move(args)...)](
           OffloadTicket& ticket) mutable {
-        if (joined ? !joined->claim(JoinedCall::kRunning) : result.done()) {
-          return;  // cancelled before it started
+        ticket.begin();  // before the claim: see detail/offload_ticket.h
+        if (result.done() || !claim->claim(OffloadClaim::kRunning)) {
+          return;  // cancelled before it started (the pool finishes the ticket)
         }
         // The callable and the arguments are destroyed (work.reset()) and the
         // ticket is finished before the outcome is handed over, and a joined
@@ -128,15 +131,15 @@ Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<JoinedCall> joine
         struct Over {
           OffloadTicket& ticket;
           std::optional<std::tuple<F, A...>>& work;
-          JoinedCall* joined;
+          OffloadClaim& claim;
           void operator()() noexcept {
             work.reset();
             ticket.finish();
           }
           ~Over() {
-            if (joined != nullptr) joined->returned.try_set_result();
+            if (claim.returned) claim.returned->try_set_result();
           }
-        } over{ticket, work, joined.get()};
+        } over{ticket, work, *claim};
         detail::ContextData data = context.data();
         detail::ContextScope scope(&data);
         auto call = [&]() -> R {
@@ -176,11 +179,13 @@ Offload<ToThreadResult<F, A...>> start_offload(std::shared_ptr<JoinedCall> joine
 template <typename F, typename... A>
   requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
 Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
-  auto o = detail::start_offload(nullptr, std::move(fn), std::move(args)...);
+  auto claim = std::make_shared<detail::OffloadClaim>();
+  auto o = detail::start_offload(claim, std::move(fn), std::move(args)...);
   try {
     co_return co_await o.result;
   } catch (const CancelledError&) {
     o.stop.request_stop();
+    claim->claim(detail::OffloadClaim::kAbandoned);  // a call not begun never runs
     throw;
   }
 }
@@ -188,7 +193,8 @@ Coro<detail::ToThreadResult<F, A...>> to_thread(F fn, A... args) {
 template <typename F, typename... A>
   requires(std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>)
 Coro<detail::ToThreadResult<F, A...>> to_thread_joined(F fn, A... args) {
-  auto joined = std::make_shared<detail::JoinedCall>();
+  auto joined = std::make_shared<detail::OffloadClaim>();
+  joined->returned.emplace();
   auto o = detail::start_offload(joined, std::move(fn), std::move(args)...);
   std::exception_ptr cancelled;
   try {
@@ -197,9 +203,9 @@ Coro<detail::ToThreadResult<F, A...>> to_thread_joined(F fn, A... args) {
     cancelled = std::current_exception();
   }
   o.stop.request_stop();
-  if (!joined->claim(detail::JoinedCall::kAbandoned)) {
+  if (!joined->claim(detail::OffloadClaim::kAbandoned)) {
     // The call runs or ran: wait until it is over.
-    co_await shielded(detail::wait_returned(joined->returned));
+    co_await shielded(detail::wait_returned(*joined->returned));
   }
   std::rethrow_exception(cancelled);
 }

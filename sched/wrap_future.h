@@ -62,6 +62,7 @@ Future<T> wrap_blocking(Source source) {
   Loop& loop = get_running_loop();
   Future<T> out(loop);
   submit_to_pool(loop.runtime(), [out, source = std::move(source)](OffloadTicket& ticket) mutable {
+    ticket.begin();  // a wait in progress counts as a running call until it detaches
     while (source.wait_for(kDetachPoll) != std::future_status::ready) {
       if (out.done()) return;  // cancelled: detach
     }

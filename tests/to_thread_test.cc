@@ -572,6 +572,41 @@ TEST(ToThread, ShutdownWithACallRunningDoesNotHangAndIsReported) {
   std::this_thread::sleep_for(5ms);  // let the pool thread finish its job
 }
 
+// One pool thread, held by a call that outlives the runtime; joined and
+// plain calls queued behind it, whose callers were cancelled, will never run.
+Coro<void> queue_calls_behind_a_running_one(std::shared_ptr<BlockedCall> b,
+                                            std::shared_ptr<std::atomic<int>> ran) {
+  create_task(await_blocked_call(b));
+  EXPECT_TRUE(co_await co_wait_until([&] { return b->entered.HasBeenNotified(); }));
+  auto call = [ran] { ran->fetch_add(1); };
+  std::vector<Task<void>> queued;
+  for (int i = 0; i < 3; ++i) {
+    queued.push_back(create_task(to_thread_joined(call)));
+    queued.push_back(create_task(to_thread(call)));
+  }
+  co_await sleep(5ms);  // each has submitted its call
+  for (Task<void>& t : queued) t.cancel();
+  for (Task<void>& t : queued) EXPECT_TRUE((co_await raises<CancelledError>(t)).has_value());
+}
+
+// The shutdown report counts the calls that run, not the ones abandoned
+// before they began (a cancelled pipeline left its queued compressions in
+// the count and reported them as "still running").
+TEST(ToThread, CallsCancelledBeforeTheyBeganAreNotReportedAsRunning) {
+  auto b = std::make_shared<BlockedCall>();
+  auto ran = std::make_shared<std::atomic<int>>(0);
+  ErrorLog log;
+  RuntimeOptions o = testing::logged_options(log);
+  o.to_thread_threads = 1;
+  run(queue_calls_behind_a_running_one(b, ran), std::move(o));
+  EXPECT_EQ(log.count({"1 to_thread call(s) still running"}), 1) << log.dump();
+  EXPECT_EQ(log.size(), 1u) << log.dump();
+  b->release.Notify();
+  EXPECT_TRUE(mt_testing::wait_until([&] { return b->finished.load(); }));
+  std::this_thread::sleep_for(20ms);  // the pool thread passes over the abandoned calls
+  EXPECT_EQ(ran->load(), 0) << "a call ran after its caller was cancelled";
+}
+
 // A result whose destruction (of the moved-from temporary, on the pool
 // thread, after the value was handed to the awaiting task) takes a while.
 // Only the first moved-from object destroyed on a thread that is not a loop

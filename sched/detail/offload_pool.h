@@ -24,10 +24,11 @@ class OffloadPool {
   explicit OffloadPool(int threads);
 
   void submit(absl::AnyInvocable<void(detail::OffloadTicket&)> job) {
-    running_->fetch_add(1, std::memory_order_relaxed);
     arena_.enqueue(Job{std::move(job), running_});
   }
-  // Calls submitted whose result was not handed over yet (a snapshot).
+  // Calls that began and whose result was not handed over yet (a snapshot;
+  // detail/offload_ticket.h says why one made after every caller finished
+  // counts exactly the calls still running).
   std::int64_t running() const { return running_->load(std::memory_order_relaxed); }
 
  private:
@@ -38,11 +39,18 @@ class OffloadPool {
     mutable absl::AnyInvocable<void(detail::OffloadTicket&)> fn;
     std::shared_ptr<std::atomic<std::int64_t>> running;
     void operator()() const {
+      // Relaxed: the count is ordered with the callers through the call's
+      // claim (detail/offload_ticket.h), not through the counter.
       struct Ticket final : detail::OffloadTicket {
         std::atomic<std::int64_t>* counter;
+        bool begun = false;
         bool finished = false;
+        void begin() noexcept override {
+          if (!begun) counter->fetch_add(1, std::memory_order_relaxed);
+          begun = true;
+        }
         void finish() noexcept override {
-          if (!finished) counter->fetch_sub(1, std::memory_order_relaxed);
+          if (begun && !finished) counter->fetch_sub(1, std::memory_order_relaxed);
           finished = true;
         }
       } ticket;

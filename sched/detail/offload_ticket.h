@@ -5,10 +5,17 @@
 
 namespace weft::detail {
 
-// Marks a pool job finished before it hands out its result, so that the
-// shutdown report counts only calls whose result nobody waits for.
+// Counts a pool job for the shutdown report, which names the calls that
+// began and whose result was not handed over yet. A job calls begin() before
+// it claims its call, and finish() once the call is over (the pool calls it
+// too when the job returns; a second call changes nothing). A job whose call
+// was abandoned before it began is counted only between the two, never at
+// shutdown: beginning before the claim means a caller that failed to abandon
+// the call (it saw the claim, acquire) also sees the count, so the report,
+// made after every caller finished, misses no call that runs.
 class OffloadTicket {
  public:
+  virtual void begin() noexcept = 0;
   virtual void finish() noexcept = 0;
 
  protected:
