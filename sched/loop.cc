@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
+#include "weft/sched/detail/shared.h"
 #include "weft/sched/detail/worker_thread.h"
 #include "weft/sched/runtime.h"
 
@@ -55,6 +56,7 @@ bool TimerHandle::cancel_and_reset() noexcept {
 
 Loop::Loop(Runtime& rt, std::uint32_t index)
     : rt_(rt),
+      shared_(rt.shared()),
       index_(index),
       factory_installed_(&rt.factory_installed()),
       rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
@@ -67,7 +69,7 @@ Loop::Loop(Runtime& rt, std::uint32_t index)
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // null marks the wake-up eventfd
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) throw_errno("epoll_ctl");
-  rt.io_driver().add_loop(epoll_fd_, &own_epoll_handler_);
+  shared_.io_driver.add_loop(epoll_fd_, &own_epoll_handler_);
 }
 
 Loop::~Loop() {
@@ -103,7 +105,7 @@ void Loop::call_soon_threadsafe(detail::Callback cb) {
     // seq_cst: pairs with the parked loop's recheck (see detail/idle.h).
     remote_pending_.store(true, std::memory_order_seq_cst);
   }
-  rt_.idle().wake_if_parked(this);
+  shared_.idle.wake_if_parked(this);
 }
 
 TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {

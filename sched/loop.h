@@ -41,6 +41,7 @@ class Runtime;
 class Loop;
 namespace detail {
 class Idle;
+class Shared;
 }
 
 // A scheduled callback; `cancel()` is safe from any thread.
@@ -209,10 +210,15 @@ class Loop final : public detail::LoopBase {
   // worker leaving park wakes the paused ones (resume_peer_watches).
   bool pause_peer_watch();
   void resume_peer_watches();
+  // At shutdown, on the thread ending the runtime after every worker
+  // stopped: drops callbacks and timers / hands every task still queued
+  // here (pinned, LIFO slot, ring) to `out`.
   void drain_for_shutdown();
+  void take_queued_for_shutdown(std::vector<detail::RefPtr<detail::TaskBase>>& out);
   void require_loop_thread(const char* what) const;
 
   Runtime& rt_;
+  detail::Shared& shared_;  // rt_'s: the other loops, the global queue, idle, IO driver
   const std::uint32_t index_;
   const std::atomic<bool>* const factory_installed_;  // Runtime::factory_installed_
 

@@ -39,11 +39,15 @@ bool first_warning(std::atomic<bool>& warned) {
 }
 std::atomic<bool> g_warned_debug{false};
 std::atomic<bool> g_warned_seed{false};
+
+std::uint32_t worker_count(std::uint32_t asked) {
+  return asked != 0 ? asked : std::max(1u, std::thread::hardware_concurrency());
+}
 }  // namespace
 
-Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
-  std::uint32_t n = options_.workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+Runtime::Runtime(RuntimeOptions options)
+    : options_(std::move(options)), shared_(worker_count(options_.workers)) {
+  const std::uint32_t n = worker_count(options_.workers);
   if (options_.clock != nullptr) {
     clock_ = options_.clock;
   } else {
@@ -78,20 +82,19 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
     }
   }
   if (options_.task_factory) set_task_factory(std::move(options_.task_factory));
-  idle_ = std::make_unique<detail::Idle>(n);
-  loops_.reserve(n);
-  for (std::uint32_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+  shared_.loops.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) shared_.loops.push_back(std::make_unique<Loop>(*this, i));
   if (clock_->is_manual()) {
-    static_cast<ManualClock*>(clock_)->set_on_advance([this] { idle_->wake_all(); });
+    static_cast<ManualClock*>(clock_)->set_on_advance([this] { shared_.idle.wake_all(); });
   }
 }
 
 Runtime::~Runtime() {
   // A thread that woke one of our tasks may still be inside inject_task for
   // a few instructions; wait for it before freeing what it touches.
-  while (external_schedulers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  shared_.wait_for_outside_schedulers();
   if (clock_->is_manual()) static_cast<ManualClock*>(clock_)->set_on_advance(nullptr);
-  loops_.clear();
+  shared_.loops.clear();
   // The pool is destroyed last: the arena does not wait for running calls,
   // which hold only their own state.
   pool_.reset();
@@ -104,14 +107,14 @@ void Runtime::begin_run() {
   if (running_.exchange(true, std::memory_order_acq_rel)) {
     throw RuntimeError("this weft::Runtime is already running");
   }
-  stopping_.store(false, std::memory_order_seq_cst);
+  shared_.begin_run();
   {
     detail::SpinLockHolder lock(&accept_mu_);
     accepting_ = true;
   }
   if (debug_) detail::set_debug_enabled(true);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  for (std::uint32_t i = 1; i < loops_.size(); ++i) {
+  for (std::uint32_t i = 1; i < shared_.num_workers(); ++i) {
     threads_.emplace_back([this, i, cores] {
       if (options_.pin_threads) {
         cpu_set_t set;
@@ -119,7 +122,7 @@ void Runtime::begin_run() {
         CPU_SET(i % cores, &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
       }
-      loops_[i]->run_worker();
+      shared_.loop(i).run_worker();
     });
   }
 }
@@ -130,45 +133,20 @@ void Runtime::end_run() {
   // Every task finished under the supervisor; anything still queued or
   // suspended here could only be left by a broken invariant or a task that
   // outlived shutdown. Finish them as cancelled so nothing leaks.
-  for (auto& l : loops_) l->drain_for_shutdown();
+  for (auto& l : shared_.loops) l->drain_for_shutdown();
   for (int round = 0; round < 100; ++round) {
     std::vector<detail::RefPtr<detail::TaskBase>> leftover;
-    auto keep = [&](detail::TaskBase* t) { leftover.emplace_back(t); };
-    for (auto& l : loops_) {
-      for (detail::TaskBase* t : l->pinned_ready_) keep(t);
-      l->pinned_ready_.clear();
-      if (detail::TaskBase* t = l->lifo_.exchange(nullptr, std::memory_order_acq_rel)) keep(t);
-      auto owner = l->queue_.owner();
-      while (detail::TaskBase* t = owner.pop()) keep(t);
-    }
-    while (detail::TaskBase* t = inject_.pop()) keep(t);
-    for (AnyTask& t : all_tasks()) keep(t.base());
+    for (auto& l : shared_.loops) l->take_queued_for_shutdown(leftover);
+    while (detail::TaskBase* t = shared_.inject.pop()) leftover.emplace_back(t);
+    for (AnyTask& t : all_tasks()) leftover.emplace_back(t.base());
     if (leftover.empty()) break;
     // abandon() is idempotent; the references keep duplicates alive.
     for (auto& t : leftover) t->abandon("runtime stopped");
-    for (auto& l : loops_) l->drain_for_shutdown();
+    for (auto& l : shared_.loops) l->drain_for_shutdown();
   }
   report_abandoned_offloads();
   if (debug_) detail::set_debug_enabled(false);
   running_.store(false, std::memory_order_release);
-}
-
-void Runtime::stop() noexcept {
-  stopping_.store(true, std::memory_order_seq_cst);
-  idle_->wake_all();
-}
-
-void Runtime::notify_parked() noexcept {
-  idle_->wake_one_for_new_work();
-}
-
-void Runtime::inject_task(detail::TaskBase* t) noexcept {
-  // Counted before the push: once the task is visible it may finish run(),
-  // and the destructor waits for us to leave (release pairs with its acquire).
-  external_schedulers_.fetch_add(1, std::memory_order_acq_rel);
-  inject_.push(t);
-  notify_parked();
-  external_schedulers_.fetch_sub(1, std::memory_order_release);
 }
 
 void Runtime::register_task(detail::TaskBase* t) noexcept {
@@ -239,7 +217,7 @@ void Runtime::submit_external(absl::FunctionRef<void()> start) {
 }
 
 namespace detail {
-IoDriver& RuntimeAccess::io_driver(Runtime& rt) noexcept { return rt.io_driver(); }
+IoDriver& RuntimeAccess::io_driver(Runtime& rt) noexcept { return rt.shared().io_driver; }
 void RuntimeAccess::submit_external(Runtime& rt, absl::FunctionRef<void()> start) {
   rt.submit_external(start);
 }
@@ -255,7 +233,7 @@ Coro<void> Runtime::supervise(detail::RefPtr<detail::TaskBase> main) {
     accepting_ = false;
   }
   co_await cancel_remaining_tasks();
-  stop();
+  shared_.stop();
 }
 
 Coro<void> Runtime::cancel_remaining_tasks() {

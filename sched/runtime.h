@@ -28,14 +28,12 @@
 #include "weft/core/detail/spin_lock.h"
 #include "weft/core/task.h"
 #include "weft/sched/clock.h"
-#include "weft/sched/detail/inject_queue.h"
-#include "weft/sched/detail/io_driver.h"
+#include "weft/sched/detail/shared.h"
 #include "weft/sched/loop.h"
 
 namespace weft {
 
 namespace detail {
-class Idle;
 struct RuntimeAccess;
 }  // namespace detail
 class OffloadPool;
@@ -130,8 +128,9 @@ class Runtime {
   template <typename T>
   T run(Coro<T> main);
 
-  std::uint32_t num_workers() const noexcept { return static_cast<std::uint32_t>(loops_.size()); }
-  Loop& loop(std::uint32_t i) const { return *loops_.at(i); }
+  std::uint32_t num_workers() const noexcept { return shared_.num_workers(); }
+  // std::out_of_range for an index not below num_workers().
+  Loop& loop(std::uint32_t i) const { return *shared_.loops.at(i); }
   Clock& clock() const noexcept { return *clock_; }
   std::uint64_t shuffle_seed() const noexcept { return shuffle_seed_; }
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
@@ -159,14 +158,11 @@ class Runtime {
  private:
   // The scheduler's side, not API: the loops (friends) and weft's own code
   // outside them, through detail::RuntimeAccess (sched/detail/runtime_access.h).
+  // What the workers share among themselves is detail::Shared.
   friend class Loop;
   friend struct detail::RuntimeAccess;
 
-  detail::InjectQueue& inject() noexcept { return inject_; }
-  detail::Idle& idle() noexcept { return *idle_; }
-  // The shared epoll instance for sockets (sched/detail/io_driver.h).
-  detail::IoDriver& io_driver() noexcept { return io_driver_; }
-  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  detail::Shared& shared() noexcept { return shared_; }
   void register_task(detail::TaskBase* t) noexcept;
   void unregister_task(detail::TaskBase* t) noexcept;
   void report_error(std::string_view message) noexcept;
@@ -175,10 +171,6 @@ class Runtime {
   // shutdown has begun. Serialised with the closing, so a submission either
   // gets in before shutdown cancels the leftovers, or is refused.
   void submit_external(absl::FunctionRef<void()> start);
-  // Makes a task runnable from a thread that is not one of our workers.
-  void inject_task(detail::TaskBase* t) noexcept;
-  // Wakes a sleeping worker if new work may need one.
-  void notify_parked() noexcept;
   // The to_thread pool, made on first use.
   OffloadPool& offload_pool();
   // True while a task factory is installed (relaxed; see Loop).
@@ -189,7 +181,6 @@ class Runtime {
 
   void begin_run();
   void end_run();
-  void stop() noexcept;
   void report_abandoned_offloads();
   // Awaits the main task, cancels and joins the rest, stops the workers.
   Coro<void> supervise(detail::RefPtr<detail::TaskBase> main);
@@ -200,16 +191,11 @@ class Runtime {
   Clock* clock_;
   std::uint64_t shuffle_seed_ = 0;
   bool debug_ = false;
-  detail::IoDriver io_driver_;  // before loops_: each loop registers its epoll here
-  std::vector<std::unique_ptr<Loop>> loops_;
-  detail::InjectQueue inject_;
-  std::unique_ptr<detail::Idle> idle_;
+  // The loops and what they share; the loops are made in the constructor
+  // (after the options are read) and destroyed first in the destructor.
+  detail::Shared shared_;
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
-  // Threads outside the runtime inside inject_task: the runtime must not be
-  // destroyed under them (a task they woke may let run() finish first).
-  std::atomic<int> external_schedulers_{0};
-  std::atomic<bool> stopping_{false};
 
   struct alignas(64) RegistryShard {
     mutable detail::SpinLock mu;
@@ -247,7 +233,7 @@ template <typename T>
 T Runtime::run(Coro<T> main) {
   if (!main.valid()) throw std::invalid_argument("weft::run: empty Coro");
   begin_run();
-  Loop& l0 = *loops_[0];
+  Loop& l0 = *shared_.loops[0];
   auto* main_state = new detail::TaskState<T>(&l0, std::move(main), "main");
   Task<T> main_task = Task<T>::adopt(static_cast<detail::TaskState<T>*>(
       l0.start_task(main_state, /*pinned=*/false, /*registered=*/true)));

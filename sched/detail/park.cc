@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "weft/sched/detail/idle.h"
+#include "weft/sched/detail/shared.h"
 #include "weft/sched/detail/io_driver.h"
 #include "weft/sched/loop.h"
 #include "weft/sched/runtime.h"
@@ -43,11 +44,11 @@ void Loop::wake() noexcept {
 }
 
 Loop::PeerView Loop::look_at_peers() {
-  const std::uint32_t n = rt_.num_workers();
+  const std::uint32_t n = shared_.num_workers();
   if (peer_progress_.size() != n) peer_progress_.assign(n, UINT64_MAX);
   PeerView view = PeerView::kAllAsleep;
   for (std::uint32_t i = 0; i < n; ++i) {
-    const Loop& l = rt_.loop(i);
+    const Loop& l = shared_.loop(i);
     if (&l == this) continue;
     const std::uint64_t p = l.progress_.load(std::memory_order_relaxed);
     if (!l.parked_.load(std::memory_order_relaxed)) {
@@ -83,7 +84,7 @@ bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
     else if (timed) ts = to_timespec(deadline - now);
     woken_ = false;
     const bool ran = poll_io(look_first || timed ? &ts : nullptr);
-    if (ran || woken_ || !look_first || rt_.stopping()) {
+    if (ran || woken_ || !look_first || shared_.stopping()) {
       // Relaxed: a resumer that finds the flag already clear skips a
       // wake-up this worker no longer needs.
       watch_paused_.store(false, std::memory_order_relaxed);
@@ -96,7 +97,7 @@ bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
         // Nobody can get stuck before someone wakes us. With sockets, keep
         // looking for a while: the parked holder of the driver may leave
         // and get stuck; then pause until a peer unparks.
-        if (rt_.io_driver().registrations() == 0) {
+        if (shared_.io_driver.registrations() == 0) {
           watch = false;
         } else if (++quiet_looks >= kQuietLooksBeforePause) {
           watch = !pause_peer_watch();
@@ -116,8 +117,8 @@ bool Loop::pause_peer_watch() {
   // seen here, or this store of watch_paused_ comes first and the peer's
   // load after its unpark sees it and wakes this worker.
   watch_paused_.store(true, std::memory_order_seq_cst);
-  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
-    const Loop& l = rt_.loop(i);
+  for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
+    const Loop& l = shared_.loop(i);
     if (&l != this && !l.parked_.load(std::memory_order_seq_cst)) {
       watch_paused_.store(false, std::memory_order_relaxed);
       return false;
@@ -127,8 +128,8 @@ bool Loop::pause_peer_watch() {
 }
 
 void Loop::resume_peer_watches() {
-  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
-    Loop& l = rt_.loop(i);
+  for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
+    Loop& l = shared_.loop(i);
     // seq_cst: the other half of pause_peer_watch's pairing.
     if (&l != this && l.watch_paused_.load(std::memory_order_seq_cst) &&
         l.watch_paused_.exchange(false, std::memory_order_seq_cst)) {
@@ -140,9 +141,9 @@ void Loop::resume_peer_watches() {
 bool Loop::has_work_anywhere() const {
   if (remote_pending_.load(std::memory_order_seq_cst)) return true;
   if (!pinned_ready_.empty() || !ready_callbacks_.empty()) return true;
-  if (!rt_.inject().is_empty()) return true;
-  for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
-    const Loop& l = rt_.loop(i);
+  if (!shared_.inject.is_empty()) return true;
+  for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
+    const Loop& l = shared_.loop(i);
     if (!l.queue_.looks_empty()) return true;
     if (l.lifo_.load(std::memory_order_seq_cst) != nullptr) return true;
   }
@@ -150,7 +151,7 @@ bool Loop::has_work_anywhere() const {
 }
 
 void Loop::park() {
-  detail::Idle& idle = rt_.idle();
+  detail::Idle& idle = shared_.idle;
   const bool was_searching = searching_;
   searching_ = false;
   const TimePoint deadline = timers_.next_deadline();
@@ -165,7 +166,7 @@ void Loop::park() {
     parked_deadline_.store(INT64_MAX, std::memory_order_relaxed);
     resume_peer_watches();
   };
-  if (has_work_anywhere() || rt_.stopping()) {
+  if (has_work_anywhere() || shared_.stopping()) {
     unpark_self();
     return;
   }
@@ -176,12 +177,12 @@ void Loop::park() {
   if (clock.is_manual()) {
     auto& manual = static_cast<ManualClock&>(clock);
     if (manual.autojump() && unparked == 0 && io_watches_ == 0 &&
-        rt_.io_driver().registrations() == 0) {
+        shared_.io_driver.registrations() == 0) {
       // Everybody sleeps: jump to the earliest timer of any loop.
       std::int64_t earliest = INT64_MAX;
       Loop* owner = nullptr;
-      for (std::uint32_t i = 0; i < rt_.num_workers(); ++i) {
-        Loop& l = rt_.loop(i);
+      for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
+        Loop& l = shared_.loop(i);
         std::int64_t d = l.parked_deadline_.load(std::memory_order_seq_cst);
         if (d < earliest) {
           earliest = d;
@@ -212,7 +213,7 @@ void Loop::park() {
   // only. While a worker is awake it polls the shared set itself (every 61
   // ticks and whenever it runs dry), so a parked peer is not woken for IO
   // that the awake one is about to take anyway.
-  detail::IoDriver& driver = rt_.io_driver();
+  detail::IoDriver& driver = shared_.io_driver;
   bool ran;
   if (unparked == 0 && driver.registrations() > 0 && driver.acquire_for_park()) {
     ran = poll_driver(tsp);
@@ -230,7 +231,7 @@ void Loop::park() {
 
 bool Loop::poll_driver(const timespec* timeout) {
   static constexpr timespec kZero{};
-  detail::IoDriver& driver = rt_.io_driver();
+  detail::IoDriver& driver = shared_.io_driver;
   // The shared set reports this loop's instance edge-triggered, and a former
   // holder may have taken (and ignored) the edge of events still pending
   // there: look once before blocking. Without one-shot waits only the

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
+#include "weft/sched/detail/shared.h"
 #include "weft/sched/detail/worker_thread.h"
 #include "weft/sched/loop.h"
 #include "weft/sched/runtime.h"
@@ -51,13 +52,13 @@ void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
       remote_tasks_.push_back(t);
       remote_pending_.store(true, std::memory_order_seq_cst);
     }
-    rt_.idle().wake_if_parked(this);
+    shared_.idle.wake_if_parked(this);
     return;
   }
   if (cur != nullptr && &cur->rt_ == &rt_) {
     cur->push_local(t, how);
   } else {
-    rt_.inject_task(t);
+    shared_.inject_task(t);
   }
 }
 
@@ -74,7 +75,7 @@ void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
     // seq_cst: the producer's half of the idle protocol.
     detail::TaskBase* prev = lifo_.exchange(t, std::memory_order_seq_cst);
     if (prev == nullptr) return;  // one task in hand: we will run it ourselves
-    owner.push_back(prev, rt_.inject());
+    owner.push_back(prev, shared_.inject);
   } else {
     // The running task yielded and nothing else is queued here: this worker
     // runs it next, so waking a peer would only make it steal the task (a
@@ -83,13 +84,13 @@ void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
     // behind us (thieves only make it emptier).
     const bool alone = how == detail::Wake::kYieldCurrent && owner.is_empty() &&
                        lifo_.load(std::memory_order_relaxed) == nullptr;
-    owner.push_back(t, rt_.inject());
+    owner.push_back(t, shared_.inject);
     if (alone) return;
   }
   // There is more work here than we can run right now: let a sleeper know
   // unless someone is already looking. An IO batch decides once, at its end
   // (share_io_work).
-  if (!searching_ && !dispatching_io_) rt_.notify_parked();
+  if (!searching_ && !dispatching_io_) shared_.notify_parked();
 }
 
 void Loop::sample_step_cost() {
@@ -120,7 +121,7 @@ void Loop::share_io_work() {
   const std::int64_t queued = static_cast<std::int64_t>(queue_.owner().size()) +
                               (lifo_.load(std::memory_order_relaxed) != nullptr ? 1 : 0);
   if (queued < 2 || queued * step_ns_ < kIoShareThresholdNs) return;
-  rt_.notify_parked();
+  shared_.notify_parked();
 }
 
 void Loop::take_remote() {
@@ -179,7 +180,7 @@ bool Loop::run_ready_callbacks() {
 
 bool Loop::run_callbacks_and_timers() {
   bool ran = false;
-  detail::IoDriver& driver = rt_.io_driver();
+  detail::IoDriver& driver = shared_.io_driver;
   const bool shared_io = driver.registrations() > 0;
   if (io_watches_ > 0 || shared_io) {
     static constexpr timespec kZero{};
@@ -206,7 +207,7 @@ detail::TaskBase* Loop::next_task() {
   ++tick_;
   if (tick_ % kGlobalCheckInterval == 0) {
     run_callbacks_and_timers();
-    if (detail::TaskBase* t = rt_.inject().pop()) return t;
+    if (detail::TaskBase* t = shared_.inject.pop()) return t;
   }
   if (!ready_callbacks_.empty() || remote_pending_.load(std::memory_order_relaxed)) {
     if (remote_pending_.load(std::memory_order_relaxed)) take_remote();
@@ -231,7 +232,7 @@ detail::TaskBase* Loop::next_task() {
   auto owner = queue_.owner();
   if (detail::TaskBase* t = owner.pop()) return t;
   if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) return t;
-  if (detail::TaskBase* t = rt_.inject().pop()) return t;
+  if (detail::TaskBase* t = shared_.inject.pop()) return t;
   if (!pinned_ready_.empty()) {
     detail::TaskBase* t = pinned_ready_.front();
     pinned_ready_.pop_front();
@@ -242,17 +243,17 @@ detail::TaskBase* Loop::next_task() {
 
 detail::TaskBase* Loop::search() {
   if (!searching_) {
-    if (!rt_.idle().transition_to_searching()) return nullptr;
+    if (!shared_.idle.transition_to_searching()) return nullptr;
     searching_ = true;
   }
   auto owner = queue_.owner();
-  const std::uint32_t n = rt_.num_workers();
+  const std::uint32_t n = shared_.num_workers();
   // Two passes; the second also takes victims' LIFO slots (a task woken by a
   // worker that is now stuck in a long step must not wait for it).
   for (int pass = 0; pass < 2; ++pass) {
     std::uint32_t start = static_cast<std::uint32_t>(next_random(rng_) % n);
     for (std::uint32_t i = 0; i < n; ++i) {
-      Loop& victim = rt_.loop((start + i) % n);
+      Loop& victim = shared_.loop((start + i) % n);
       if (&victim == this) continue;
       if (detail::TaskBase* t = victim.queue_.stealer().steal_into(owner, queue_)) return t;
       if (pass == 1 && victim.lifo_.load(std::memory_order_relaxed) != nullptr) {
@@ -261,7 +262,7 @@ detail::TaskBase* Loop::search() {
         }
       }
     }
-    if (detail::TaskBase* t = rt_.inject().pop()) return t;
+    if (detail::TaskBase* t = shared_.inject.pop()) return t;
   }
   return nullptr;
 }
@@ -270,13 +271,13 @@ void Loop::stop_searching() {
   if (!searching_) return;
   searching_ = false;
   // The last searcher found work: there may be more, let another look.
-  if (rt_.idle().transition_from_searching()) rt_.notify_parked();
+  if (shared_.idle.transition_from_searching()) shared_.notify_parked();
 }
 
 void Loop::run_worker() {
   t_worker = this;
   detail::set_current_loop(this);
-  while (!rt_.stopping()) {
+  while (!shared_.stopping()) {
     detail::TaskBase* t = next_task();
     if (t == nullptr) {
       if (run_callbacks_and_timers()) continue;
@@ -296,7 +297,7 @@ void Loop::run_worker() {
   }
   if (searching_) {
     searching_ = false;
-    rt_.idle().transition_from_searching();
+    shared_.idle.transition_from_searching();
   }
   detail::set_current_loop(nullptr);
   t_worker = nullptr;
@@ -313,6 +314,16 @@ void Loop::drain_for_shutdown() {
   }
   ready_callbacks_.clear();
   timers_.clear();
+}
+
+void Loop::take_queued_for_shutdown(std::vector<detail::RefPtr<detail::TaskBase>>& out) {
+  // The same thread as drain_for_shutdown; the references keep a task that
+  // is also in the registry (or queued twice) alive until it is abandoned.
+  for (detail::TaskBase* t : pinned_ready_) out.emplace_back(t);
+  pinned_ready_.clear();
+  if (detail::TaskBase* t = lifo_.exchange(nullptr, std::memory_order_acq_rel)) out.emplace_back(t);
+  auto owner = queue_.owner();
+  while (detail::TaskBase* t = owner.pop()) out.emplace_back(t);
 }
 
 }  // namespace weft
