@@ -428,6 +428,36 @@ WEFT_CO_TEST(ToThread, JoinedCallWithAStopTokenIsAskedToStop) {
   EXPECT_TRUE(s->saw_stop.load());
 }
 
+// A joined call that fails after its caller was cancelled: the caller ends
+// cancelled (CancelledError, once the call is over), as a plain to_thread's
+// does, and the call's exception goes with its discarded result: it is not
+// raised in the caller and not reported as never retrieved.
+Coro<void> cancel_a_joined_call_that_then_throws(std::shared_ptr<BlockedCall> b) {
+  auto call = [b]() -> int {
+    b->entered.Notify();
+    b->release.WaitForNotificationWithTimeout(absl::FromChrono(kLongWait));
+    b->finished = true;
+    throw std::runtime_error("failed after the caller left");
+  };
+  Task<int> t = create_task(to_thread_joined(std::move(call)));
+  EXPECT_TRUE(co_await co_wait_until([&] { return b->entered.HasBeenNotified(); }));
+  t.cancel("enough");
+  co_await sleep(5ms);
+  b->release.Notify();
+  auto e = co_await raises<CancelledError>(t);
+  EXPECT_TRUE(e.has_value()) << "the call's exception replaced the caller's cancellation";
+  if (e) EXPECT_EQ(e->message(), "enough");
+  EXPECT_TRUE(b->finished.load()) << "the caller's CancelledError came before the call returned";
+  EXPECT_TRUE(co_await pool_idle());
+}
+
+TEST(ToThread, JoinedCallFailingAfterItsCallerWasCancelledEndsCancelled) {
+  ErrorLog log;
+  run(cancel_a_joined_call_that_then_throws(std::make_shared<BlockedCall>()),
+      testing::logged_options(log));
+  EXPECT_EQ(log.size(), 0u) << log.dump();
+}
+
 // One pool thread, held by a first call: a second joined call cancelled while
 // it waits for the pool never runs, and its caller does not wait for it.
 TEST(ToThread, JoinedCallCancelledBeforeItStartsNeverRuns) {
