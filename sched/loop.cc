@@ -1,17 +1,11 @@
 // Loop: the asyncio-facing handle of one worker (call_soon, timers, task
-// start), its construction and the timer handles. The run loop, where a
-// woken task is queued (schedule), stealing and fairness are in
+// start) and the timer handles. The worker itself (its construction, the run
+// loop, where a woken task is queued, stealing and fairness) is in
 // detail/worker.cc; parking, the IO polls and the busy-peer watch in
 // detail/park.cc.
 #include "weft/sched/loop.h"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -22,16 +16,12 @@
 
 namespace weft {
 namespace detail {
-constinit thread_local Loop* t_worker = nullptr;
+constinit thread_local Worker* t_worker = nullptr;
 }  // namespace detail
 
 namespace {
 
 using detail::t_worker;
-
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
 
 }  // namespace
 
@@ -41,14 +31,18 @@ using detail::t_worker;
 // when it reaches it (no lock of the loop's is taken).
 bool TimerHandle::cancel() noexcept {
   if (!entry_) return false;
-  if (t_worker != nullptr && t_worker == owner_) return owner_->timers_.cancel(entry_.get(), false);
+  if (t_worker != nullptr && t_worker == owner_) {
+    return owner_->timers_.cancel(entry_.get(), false);
+  }
   return entry_->try_cancel();
 }
 
 bool TimerHandle::cancel_and_reset() noexcept {
   if (!entry_) return false;
-  Loop* owner = std::exchange(owner_, nullptr);
-  if (t_worker != nullptr && t_worker == owner) return owner->timers_.cancel(entry_.leak(), true);
+  detail::Worker* owner = std::exchange(owner_, nullptr);
+  if (t_worker != nullptr && t_worker == owner) {
+    return owner->timers_.cancel(entry_.leak(), true);
+  }
   const bool cancelled = entry_->try_cancel();
   entry_.reset();
   return cancelled;
@@ -57,55 +51,39 @@ bool TimerHandle::cancel_and_reset() noexcept {
 Loop::Loop(Runtime& rt, std::uint32_t index)
     : rt_(rt),
       shared_(rt.shared()),
-      index_(index),
       factory_installed_(&rt.factory_installed()),
-      rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
-      shuffle_(rt.shuffle_seed() != 0) {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno("epoll_create1");
-  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (event_fd_ < 0) throw_errno("eventfd");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // null marks the wake-up eventfd
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) throw_errno("epoll_ctl");
-  shared_.io_driver.add_loop(epoll_fd_, &own_epoll_handler_);
-}
+      worker_(*this, rt, rt.shared(), index) {}
 
-Loop::~Loop() {
-  drain_for_shutdown();
-  if (event_fd_ >= 0) close(event_fd_);
-  if (epoll_fd_ >= 0) close(epoll_fd_);
-}
+Loop::~Loop() = default;
 
 TimePoint Loop::time() const noexcept { return rt_.clock().now(); }
 
 void Loop::require_loop_thread(const char* what) const {
-  if (t_worker != this) {
+  if (t_worker != &worker_) {
     throw RuntimeError(absl::StrFormat(
         "%s must be called on the thread of loop %d (use call_soon_threadsafe from other "
         "threads)",
-        what, index_));
+        what, index()));
   }
 }
 
 void Loop::call_soon(detail::Callback cb) {
   require_loop_thread("Loop::call_soon");
-  ready_callbacks_.push_back(std::move(cb));
+  worker_.ready_callbacks_.push_back(std::move(cb));
 }
 
 void Loop::call_soon_threadsafe(detail::Callback cb) {
-  if (t_worker == this) {
-    ready_callbacks_.push_back(std::move(cb));
+  if (t_worker == &worker_) {
+    worker_.ready_callbacks_.push_back(std::move(cb));
     return;
   }
   {
-    detail::SpinLockHolder lock(&remote_mu_);
-    remote_callbacks_.push_back(std::move(cb));
-    // seq_cst: pairs with the parked loop's recheck (see detail/idle.h).
-    remote_pending_.store(true, std::memory_order_seq_cst);
+    detail::SpinLockHolder lock(&worker_.remote_mu_);
+    worker_.remote_callbacks_.push_back(std::move(cb));
+    // seq_cst: pairs with the parked worker's recheck (see detail/idle.h).
+    worker_.remote_pending_.store(true, std::memory_order_seq_cst);
   }
-  shared_.idle.wake_if_parked(this);
+  shared_.idle.wake_if_parked(&worker_);
 }
 
 TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
@@ -115,14 +93,14 @@ TimerHandle Loop::call_later(Duration delay, detail::Callback cb) {
   }
   require_loop_thread("Loop::call_later");
   const TimePoint now = time();
-  return TimerHandle(timers_.add(now + delay, now, std::move(cb)), this);
+  return TimerHandle(worker_.timers_.add(now + delay, now, std::move(cb)), &worker_);
 }
 
 TimerHandle Loop::call_at(TimePoint when, detail::Callback cb) { return call_at(when, std::move(cb), time()); }
 
 TimerHandle Loop::call_at(TimePoint when, detail::Callback cb, TimePoint now) {
   require_loop_thread("Loop::call_at");
-  return TimerHandle(timers_.add(when, now, std::move(cb)), this);
+  return TimerHandle(worker_.timers_.add(when, now, std::move(cb)), &worker_);
 }
 
 detail::TaskBase* Loop::start_task(detail::TaskBase* t, bool pinned, bool registered,
@@ -145,7 +123,7 @@ void Loop::start_detached(detail::TaskBase* t, bool pinned, bool registered, det
 void Loop::start_task_from_any_thread(detail::TaskBase* t, bool pinned, detail::Wake how, bool eager) {
   if (t_worker != nullptr && &t_worker->rt_ == &rt_) {
     t->add_ref();  // the running reference; the caller's handle exists already
-    if (eager && (!pinned || t_worker == this)) {
+    if (eager && (!pinned || t_worker == &worker_)) {
       run_eagerly(t, pinned);
     } else {
       start_detached(t, pinned, /*registered=*/true, how);

@@ -122,7 +122,7 @@ void Runtime::begin_run() {
         CPU_SET(i % cores, &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
       }
-      shared_.loop(i).run_worker();
+      shared_.loop(i).worker().run();
     });
   }
 }
@@ -133,16 +133,16 @@ void Runtime::end_run() {
   // Every task finished under the supervisor; anything still queued or
   // suspended here could only be left by a broken invariant or a task that
   // outlived shutdown. Finish them as cancelled so nothing leaks.
-  for (auto& l : shared_.loops) l->drain_for_shutdown();
+  for (auto& l : shared_.loops) l->worker().drain_for_shutdown();
   for (int round = 0; round < 100; ++round) {
     std::vector<detail::RefPtr<detail::TaskBase>> leftover;
-    for (auto& l : shared_.loops) l->take_queued_for_shutdown(leftover);
+    for (auto& l : shared_.loops) l->worker().take_queued_for_shutdown(leftover);
     while (detail::TaskBase* t = shared_.inject.pop()) leftover.emplace_back(t);
     for (AnyTask& t : all_tasks()) leftover.emplace_back(t.base());
     if (leftover.empty()) break;
     // abandon() is idempotent; the references keep duplicates alive.
     for (auto& t : leftover) t->abandon("runtime stopped");
-    for (auto& l : shared_.loops) l->drain_for_shutdown();
+    for (auto& l : shared_.loops) l->worker().drain_for_shutdown();
   }
   report_abandoned_offloads();
   if (debug_) detail::set_debug_enabled(false);

@@ -240,7 +240,7 @@ T Runtime::run(Coro<T> main) {
   auto* sup = new detail::TaskState<void>(
       &l0, supervise(detail::RefPtr<detail::TaskBase>(main_state)), "weft-supervisor");
   l0.start_task(sup, /*pinned=*/true, /*registered=*/false)->release();
-  l0.run_worker();
+  l0.worker().run();
   end_run();
   main_task.state_base()->check_result();
   return static_cast<detail::TaskState<T>*>(main_state)->take_value();

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "weft/core/detail/weft_dcheck.h"
-#include "weft/sched/loop.h"
+#include "weft/sched/detail/worker.h"
 
 namespace weft::detail {
 
@@ -15,7 +15,7 @@ void Idle::check_counts(std::uint64_t s) const noexcept {
   WEFT_DCHECK(unparked <= num_workers_);
 }
 
-Idle::WorkerFlags& Idle::flags_locked(const Loop* w) {
+Idle::WorkerFlags& Idle::flags_locked(const Worker* w) {
   WEFT_DCHECK(w->index() < workers_.size());
   return workers_[w->index()];
 }
@@ -35,7 +35,7 @@ bool Idle::transition_from_searching() noexcept {
   return (prev >> 32) == 1;
 }
 
-std::uint32_t Idle::transition_to_parked(Loop* w, bool searching) noexcept {
+std::uint32_t Idle::transition_to_parked(Worker* w, bool searching) noexcept {
   SpinLockHolder lock(&mu_);
   WorkerFlags& f = flags_locked(w);
   WEFT_DCHECK(!f.in_sleepers);
@@ -50,7 +50,7 @@ std::uint32_t Idle::transition_to_parked(Loop* w, bool searching) noexcept {
   return static_cast<std::uint32_t>(prev - dec);
 }
 
-bool Idle::transition_from_parked(Loop* w) noexcept {
+bool Idle::transition_from_parked(Worker* w) noexcept {
   SpinLockHolder lock(&mu_);
   WorkerFlags& f = flags_locked(w);
   if (!f.in_sleepers) {
@@ -62,7 +62,7 @@ bool Idle::transition_from_parked(Loop* w) noexcept {
   return false;
 }
 
-void Idle::unregister_locked(Loop* w) {
+void Idle::unregister_locked(Worker* w) {
   auto it = std::find(sleepers_.begin(), sleepers_.end(), w);
   WEFT_DCHECK(it != sleepers_.end());  // the flag said it was there
   if (it != sleepers_.end()) sleepers_.erase(it);
@@ -75,11 +75,11 @@ bool Idle::notify_should_wakeup() const noexcept {
   return (s >> 32) == 0 && static_cast<std::uint32_t>(s) < num_workers_;
 }
 
-Loop* Idle::take_worker_to_notify() noexcept {
+Worker* Idle::take_worker_to_notify() noexcept {
   if (!notify_should_wakeup()) return nullptr;
   SpinLockHolder lock(&mu_);
   if (!notify_should_wakeup() || sleepers_.empty()) return nullptr;
-  Loop* w = sleepers_.back();
+  Worker* w = sleepers_.back();
   sleepers_.pop_back();
   WorkerFlags& f = flags_locked(w);
   WEFT_DCHECK(f.in_sleepers);
@@ -91,13 +91,13 @@ Loop* Idle::take_worker_to_notify() noexcept {
 }
 
 bool Idle::wake_one_for_new_work() noexcept {
-  Loop* w = take_worker_to_notify();
+  Worker* w = take_worker_to_notify();
   if (w == nullptr) return false;
   w->wake();
   return true;
 }
 
-bool Idle::unpark_specific(Loop* w) noexcept {
+bool Idle::unpark_specific(Worker* w) noexcept {
   SpinLockHolder lock(&mu_);
   if (!flags_locked(w).in_sleepers) return false;
   unregister_locked(w);
@@ -105,22 +105,22 @@ bool Idle::unpark_specific(Loop* w) noexcept {
   return true;
 }
 
-bool Idle::wake_if_parked(Loop* w) noexcept {
+bool Idle::wake_if_parked(Worker* w) noexcept {
   if (!unpark_specific(w)) return false;
   w->wake();
   return true;
 }
 
 void Idle::wake_all() noexcept {
-  std::vector<Loop*> woken;
+  std::vector<Worker*> woken;
   {
     SpinLockHolder lock(&mu_);
     woken.swap(sleepers_);
-    for (Loop* w : woken) flags_locked(w).in_sleepers = false;
+    for (Worker* w : woken) flags_locked(w).in_sleepers = false;
     check_counts(state_.fetch_add(kUnparkedOne * woken.size(), std::memory_order_seq_cst) +
                  kUnparkedOne * woken.size());
   }
-  for (Loop* w : woken) w->wake();
+  for (Worker* w : woken) w->wake();
 }
 
 }  // namespace weft::detail

@@ -37,11 +37,9 @@
 #include "absl/base/thread_annotations.h"
 #include "weft/core/detail/spin_lock.h"
 
-namespace weft {
-class Loop;
-}
-
 namespace weft::detail {
+
+class Worker;
 
 class Idle {
  public:
@@ -54,11 +52,11 @@ class Idle {
   bool transition_from_searching() noexcept;
 
   // Registers `w` as parked. Returns the number of workers still unparked.
-  std::uint32_t transition_to_parked(Loop* w, bool searching) noexcept;
+  std::uint32_t transition_to_parked(Worker* w, bool searching) noexcept;
   // After waking: returns true if another thread unparked `w` (it now counts
   // as searching), false if `w` woke on its own (timeout, IO) and
   // unregistered itself.
-  bool transition_from_parked(Loop* w) noexcept;
+  bool transition_from_parked(Worker* w) noexcept;
 
   // New work: wakes a sleeper if the rules above say one should go and
   // look, counted as unparked and searching. True if one was woken.
@@ -66,7 +64,7 @@ class Idle {
   // Directed wake-ups (pinned tasks, posted callbacks, a timer's owner
   // after a clock jump): unparks and wakes `w` if it is parked. True if it
   // was.
-  bool wake_if_parked(Loop* w) noexcept;
+  bool wake_if_parked(Worker* w) noexcept;
   // Unparks and wakes every parked worker (shutdown, clock advances).
   void wake_all() noexcept;
 
@@ -86,17 +84,17 @@ class Idle {
     bool unparked_searching = false;
   };
   bool notify_should_wakeup() const noexcept;
-  Loop* take_worker_to_notify() noexcept;
-  bool unpark_specific(Loop* w) noexcept;
-  void unregister_locked(Loop* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  WorkerFlags& flags_locked(const Loop* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Worker* take_worker_to_notify() noexcept;
+  bool unpark_specific(Worker* w) noexcept;
+  void unregister_locked(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  WorkerFlags& flags_locked(const Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checks the counters' invariant on a value of state_.
   void check_counts(std::uint64_t s) const noexcept;
 
   const std::uint32_t num_workers_;
   std::atomic<std::uint64_t> state_;
   SpinLock mu_;
-  std::vector<Loop*> sleepers_ ABSL_GUARDED_BY(mu_);
+  std::vector<Worker*> sleepers_ ABSL_GUARDED_BY(mu_);
   std::vector<WorkerFlags> workers_ ABSL_GUARDED_BY(mu_);
 };
 

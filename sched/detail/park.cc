@@ -1,4 +1,4 @@
-// Parking (sched/loop.h): how a worker with nothing to do goes to sleep and
+// Parking (detail/worker.h): how a worker with nothing to do goes to sleep and
 // what wakes it: its eventfd, its timers, IO on its own epoll instance or on
 // the shared IO driver, and the busy-peer watch that gets it up when a peer
 // is stuck in one step. The sleeping state and the protocol that loses no
@@ -12,6 +12,7 @@
 #include "weft/sched/detail/idle.h"
 #include "weft/sched/detail/shared.h"
 #include "weft/sched/detail/io_driver.h"
+#include "weft/sched/detail/worker.h"
 #include "weft/sched/loop.h"
 #include "weft/sched/runtime.h"
 
@@ -37,18 +38,20 @@ timespec to_timespec(Duration d) {
 
 }  // namespace
 
-void Loop::wake() noexcept {
+namespace detail {
+
+void Worker::wake() noexcept {
   std::uint64_t one = 1;
   // A full counter (EAGAIN) already means "wake up".
   [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
 }
 
-Loop::PeerView Loop::look_at_peers() {
+Worker::PeerView Worker::look_at_peers() {
   const std::uint32_t n = shared_.num_workers();
   if (peer_progress_.size() != n) peer_progress_.assign(n, UINT64_MAX);
   PeerView view = PeerView::kAllAsleep;
   for (std::uint32_t i = 0; i < n; ++i) {
-    const Loop& l = shared_.loop(i);
+    const Worker& l = shared_.loop(i).worker_;
     if (&l == this) continue;
     const std::uint64_t p = l.progress_.load(std::memory_order_relaxed);
     if (!l.parked_.load(std::memory_order_relaxed)) {
@@ -63,7 +66,7 @@ Loop::PeerView Loop::look_at_peers() {
   return view;
 }
 
-bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
+bool Worker::wait_watching_peers(TimePoint deadline, bool watch) {
   // Get up only for a peer stuck in one step since the last look: its LIFO
   // slot, queue and the IO it would poll then wait for this worker. A peer
   // that makes progress gets to them itself; taking them here would cost a
@@ -111,14 +114,14 @@ bool Loop::wait_watching_peers(TimePoint deadline, bool watch) {
   }
 }
 
-bool Loop::pause_peer_watch() {
+bool Worker::pause_peer_watch() {
   // Dekker pairing with resume_peer_watches (all seq_cst): either a peer's
   // unpark (its parked_ store) comes before this load of parked_ and is
   // seen here, or this store of watch_paused_ comes first and the peer's
   // load after its unpark sees it and wakes this worker.
   watch_paused_.store(true, std::memory_order_seq_cst);
   for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
-    const Loop& l = shared_.loop(i);
+    const Worker& l = shared_.loop(i).worker_;
     if (&l != this && !l.parked_.load(std::memory_order_seq_cst)) {
       watch_paused_.store(false, std::memory_order_relaxed);
       return false;
@@ -127,9 +130,9 @@ bool Loop::pause_peer_watch() {
   return true;
 }
 
-void Loop::resume_peer_watches() {
+void Worker::resume_peer_watches() {
   for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
-    Loop& l = shared_.loop(i);
+    Worker& l = shared_.loop(i).worker_;
     // seq_cst: the other half of pause_peer_watch's pairing.
     if (&l != this && l.watch_paused_.load(std::memory_order_seq_cst) &&
         l.watch_paused_.exchange(false, std::memory_order_seq_cst)) {
@@ -138,19 +141,19 @@ void Loop::resume_peer_watches() {
   }
 }
 
-bool Loop::has_work_anywhere() const {
+bool Worker::has_work_anywhere() const {
   if (remote_pending_.load(std::memory_order_seq_cst)) return true;
   if (!pinned_ready_.empty() || !ready_callbacks_.empty()) return true;
   if (!shared_.inject.is_empty()) return true;
   for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
-    const Loop& l = shared_.loop(i);
+    const Worker& l = shared_.loop(i).worker_;
     if (!l.queue_.looks_empty()) return true;
     if (l.lifo_.load(std::memory_order_seq_cst) != nullptr) return true;
   }
   return false;
 }
 
-void Loop::park() {
+void Worker::park() {
   detail::Idle& idle = shared_.idle;
   const bool was_searching = searching_;
   searching_ = false;
@@ -180,9 +183,9 @@ void Loop::park() {
         shared_.io_driver.registrations() == 0) {
       // Everybody sleeps: jump to the earliest timer of any loop.
       std::int64_t earliest = INT64_MAX;
-      Loop* owner = nullptr;
+      Worker* owner = nullptr;
       for (std::uint32_t i = 0; i < shared_.num_workers(); ++i) {
-        Loop& l = shared_.loop(i);
+        Worker& l = shared_.loop(i).worker_;
         std::int64_t d = l.parked_deadline_.load(std::memory_order_seq_cst);
         if (d < earliest) {
           earliest = d;
@@ -229,7 +232,7 @@ void Loop::park() {
   if (ran) share_io_work();
 }
 
-bool Loop::poll_driver(const timespec* timeout) {
+bool Worker::poll_driver(const timespec* timeout) {
   static constexpr timespec kZero{};
   detail::IoDriver& driver = shared_.io_driver;
   // The shared set reports this loop's instance edge-triggered, and a former
@@ -256,7 +259,7 @@ bool Loop::poll_driver(const timespec* timeout) {
   return ran;
 }
 
-bool Loop::poll_io(const timespec* timeout) {
+bool Worker::poll_io(const timespec* timeout) {
   epoll_event events[64];
   const int n = detail::wait_epoll(epoll_fd_, events, 64, timeout);
   bool ran = false;
@@ -275,4 +278,5 @@ bool Loop::poll_io(const timespec* timeout) {
   return ran;
 }
 
+}  // namespace detail
 }  // namespace weft

@@ -1,11 +1,19 @@
-// A worker's run loop (sched/loop.h): where a woken task goes (schedule:
-// the pinned queue, the waker's local queue or LIFO slot, the global queue),
-// picking the next task (fairness ticks, the LIFO slot's streak, pinned
-// tasks, the global queue), searching and stealing, the step-cost samples
-// that decide when an IO batch is shared, and what it drops at shutdown.
-// Parking is in park.cc. schedule and push_local share this file so that
-// the wake path stays one inlined call.
+// A worker (detail/worker.h): its construction, where a woken task goes
+// (Loop::schedule: the pinned queue, the waker's local queue or LIFO slot,
+// the global queue), picking the next task (fairness ticks, the LIFO slot's
+// streak, pinned tasks, the global queue), searching and stealing, the
+// step-cost samples that decide when an IO batch is shared, and what it
+// drops at shutdown. Parking is in park.cc. schedule and push_local share
+// this file so that the wake path stays one inlined call.
+#include "weft/sched/detail/worker.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -30,6 +38,10 @@ constexpr std::uint32_t kMaxLifoStreak = 3;
 // Consecutive pinned tasks before the others get a turn.
 constexpr std::uint32_t kMaxPinnedStreak = 8;
 
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
 std::uint64_t next_random(std::uint64_t& s) {
   // xorshift64*: victim choice only needs to be cheap and spread out.
   s ^= s >> 12;
@@ -40,19 +52,47 @@ std::uint64_t next_random(std::uint64_t& s) {
 
 }  // namespace
 
+namespace detail {
+
+Worker::Worker(Loop& loop, Runtime& rt, Shared& shared, std::uint32_t index)
+    : loop_(loop),
+      rt_(rt),
+      shared_(shared),
+      index_(index),
+      rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
+      shuffle_(rt.shuffle_seed() != 0) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno("epoll_create1");
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) throw_errno("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // null marks the wake-up eventfd
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) throw_errno("epoll_ctl");
+  shared_.io_driver.add_loop(epoll_fd_, &own_epoll_handler_);
+}
+
+Worker::~Worker() {
+  drain_for_shutdown();
+  if (event_fd_ >= 0) close(event_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+}  // namespace detail
+
 void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
-  Loop* cur = t_worker;
+  detail::Worker* cur = t_worker;
   if (t->pinned()) {
-    if (cur == this) {
-      pinned_ready_.push_back(t);
+    if (cur == &worker_) {
+      worker_.pinned_ready_.push_back(t);
       return;
     }
     {
-      detail::SpinLockHolder lock(&remote_mu_);
-      remote_tasks_.push_back(t);
-      remote_pending_.store(true, std::memory_order_seq_cst);
+      detail::SpinLockHolder lock(&worker_.remote_mu_);
+      worker_.remote_tasks_.push_back(t);
+      worker_.remote_pending_.store(true, std::memory_order_seq_cst);
     }
-    shared_.idle.wake_if_parked(this);
+    shared_.idle.wake_if_parked(&worker_);
     return;
   }
   if (cur != nullptr && &cur->rt_ == &rt_) {
@@ -62,9 +102,11 @@ void Loop::schedule(detail::TaskBase* t, detail::Wake how) {
   }
 }
 
-bool Loop::coin_flip() { return (next_random(rng_) >> 33) & 1; }
+namespace detail {
 
-void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
+bool Worker::coin_flip() { return (next_random(rng_) >> 33) & 1; }
+
+void Worker::push_local(detail::TaskBase* t, detail::Wake how) {
   auto owner = queue_.owner();
   // Shuffle mode: a woken task may go to the back, a new or yielding one to
   // the front.
@@ -93,7 +135,7 @@ void Loop::push_local(detail::TaskBase* t, detail::Wake how) {
   if (!searching_ && !dispatching_io_) shared_.notify_parked();
 }
 
-void Loop::sample_step_cost() {
+void Worker::sample_step_cost() {
   const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
                                .count();
@@ -116,7 +158,7 @@ void Loop::sample_step_cost() {
   parked_since_sample_ = false;
 }
 
-void Loop::share_io_work() {
+void Worker::share_io_work() {
   if (searching_) return;
   const std::int64_t queued = static_cast<std::int64_t>(queue_.owner().size()) +
                               (lifo_.load(std::memory_order_relaxed) != nullptr ? 1 : 0);
@@ -124,7 +166,7 @@ void Loop::share_io_work() {
   shared_.notify_parked();
 }
 
-void Loop::take_remote() {
+void Worker::take_remote() {
   std::vector<detail::TaskBase*> tasks;
   std::vector<detail::Callback> callbacks;
   {
@@ -137,37 +179,37 @@ void Loop::take_remote() {
   for (auto& cb : callbacks) ready_callbacks_.push_back(std::move(cb));
 }
 
-void Loop::run_task_timed(detail::TaskBase* t) {
+void Worker::run_task_timed(detail::TaskBase* t) {
   detail::RefPtr<detail::TaskBase> keep(t);  // to name it afterwards
   TimePoint start = std::chrono::steady_clock::now();
   t->run();
   Duration took = std::chrono::steady_clock::now() - start;
   if (took > rt_.slow_callback_threshold()) {
-    report_error(absl::StrFormat("slow task step: %s blocked loop %d for %.3f ms",
+    loop_.report_error(absl::StrFormat("slow task step: %s blocked loop %d for %.3f ms",
                                  keep->describe(), index_, took.count() / 1e6));
   }
 }
 
-void Loop::run_one_callback(detail::Callback& cb) noexcept {
+void Worker::run_one_callback(detail::Callback& cb) noexcept {
   TimePoint start{};
   if (rt_.debug()) start = std::chrono::steady_clock::now();
   try {
     cb();
   } catch (const CancelledError& e) {
-    report_error(absl::StrFormat("callback raised CancelledError(%s)", e.message()));
+    loop_.report_error(absl::StrFormat("callback raised CancelledError(%s)", e.message()));
   } catch (...) {
-    report_error("exception in callback: " + describe_exception(std::current_exception()));
+    loop_.report_error("exception in callback: " + describe_exception(std::current_exception()));
   }
   if (rt_.debug()) {
     Duration took = std::chrono::steady_clock::now() - start;
     if (took > rt_.slow_callback_threshold()) {
-      report_error(absl::StrFormat("slow callback blocked loop %d for %.3f ms", index_,
+      loop_.report_error(absl::StrFormat("slow callback blocked loop %d for %.3f ms", index_,
                                    took.count() / 1e6));
     }
   }
 }
 
-bool Loop::run_ready_callbacks() {
+bool Worker::run_ready_callbacks() {
   // Only those ready now; callbacks they schedule run on the next round.
   std::size_t n = ready_callbacks_.size();
   for (std::size_t i = 0; i < n; ++i) {
@@ -178,7 +220,7 @@ bool Loop::run_ready_callbacks() {
   return n > 0;
 }
 
-bool Loop::run_callbacks_and_timers() {
+bool Worker::run_callbacks_and_timers() {
   bool ran = false;
   detail::IoDriver& driver = shared_.io_driver;
   const bool shared_io = driver.registrations() > 0;
@@ -190,7 +232,7 @@ bool Loop::run_callbacks_and_timers() {
     if (ran) share_io_work();
   }
   if (timers_.size() != 0) {
-    const TimePoint now = time();
+    const TimePoint now = loop_.time();
     detail::Callback cb;
     while (timers_.pop_one_due(now, &cb)) {
       run_one_callback(cb);
@@ -203,7 +245,7 @@ bool Loop::run_callbacks_and_timers() {
   return ran || !pinned_ready_.empty();
 }
 
-detail::TaskBase* Loop::next_task() {
+detail::TaskBase* Worker::next_task() {
   ++tick_;
   if (tick_ % kGlobalCheckInterval == 0) {
     run_callbacks_and_timers();
@@ -241,7 +283,7 @@ detail::TaskBase* Loop::next_task() {
   return nullptr;
 }
 
-detail::TaskBase* Loop::search() {
+detail::TaskBase* Worker::search() {
   if (!searching_) {
     if (!shared_.idle.transition_to_searching()) return nullptr;
     searching_ = true;
@@ -253,7 +295,7 @@ detail::TaskBase* Loop::search() {
   for (int pass = 0; pass < 2; ++pass) {
     std::uint32_t start = static_cast<std::uint32_t>(next_random(rng_) % n);
     for (std::uint32_t i = 0; i < n; ++i) {
-      Loop& victim = shared_.loop((start + i) % n);
+      Worker& victim = shared_.loop((start + i) % n).worker_;
       if (&victim == this) continue;
       if (detail::TaskBase* t = victim.queue_.stealer().steal_into(owner, queue_)) return t;
       if (pass == 1 && victim.lifo_.load(std::memory_order_relaxed) != nullptr) {
@@ -267,16 +309,16 @@ detail::TaskBase* Loop::search() {
   return nullptr;
 }
 
-void Loop::stop_searching() {
+void Worker::stop_searching() {
   if (!searching_) return;
   searching_ = false;
   // The last searcher found work: there may be more, let another look.
   if (shared_.idle.transition_from_searching()) shared_.notify_parked();
 }
 
-void Loop::run_worker() {
+void Worker::run() {
   t_worker = this;
-  detail::set_current_loop(this);
+  detail::set_current_loop(&loop_);
   while (!shared_.stopping()) {
     detail::TaskBase* t = next_task();
     if (t == nullptr) {
@@ -303,7 +345,7 @@ void Loop::run_worker() {
   t_worker = nullptr;
 }
 
-void Loop::drain_for_shutdown() {
+void Worker::drain_for_shutdown() {
   // Runs on the thread ending the runtime, after every worker stopped.
   {
     detail::SpinLockHolder lock(&remote_mu_);
@@ -316,7 +358,7 @@ void Loop::drain_for_shutdown() {
   timers_.clear();
 }
 
-void Loop::take_queued_for_shutdown(std::vector<detail::RefPtr<detail::TaskBase>>& out) {
+void Worker::take_queued_for_shutdown(std::vector<detail::RefPtr<detail::TaskBase>>& out) {
   // The same thread as drain_for_shutdown; the references keep a task that
   // is also in the registry (or queued twice) alive until it is abandoned.
   for (detail::TaskBase* t : pinned_ready_) out.emplace_back(t);
@@ -326,4 +368,5 @@ void Loop::take_queued_for_shutdown(std::vector<detail::RefPtr<detail::TaskBase>
   while (detail::TaskBase* t = owner.pop()) out.emplace_back(t);
 }
 
+}  // namespace detail
 }  // namespace weft
