@@ -126,6 +126,15 @@ void Worker::push_local(detail::TaskBase* t, detail::Wake how) {
     // behind us (thieves only make it emptier).
     const bool alone = how == detail::Wake::kYieldCurrent && owner.is_empty() &&
                        lifo_.load(std::memory_order_relaxed) == nullptr;
+    // A step that queues more work puts the task it woke in line first,
+    // where thieves can take it. Left in the LIFO slot, it would wait for as
+    // long as a worker stuck in one long step keeps creating tasks: thieves
+    // take a LIFO slot only when no ring has work (search's second pass).
+    if (!alone && lifo_.load(std::memory_order_relaxed) != nullptr) {
+      if (detail::TaskBase* woken = lifo_.exchange(nullptr, std::memory_order_acq_rel)) {
+        owner.push_back(woken, shared_.inject);
+      }
+    }
     owner.push_back(t, shared_.inject);
     if (alone) return;
   }
