@@ -9,7 +9,15 @@
 
 namespace weft::detail {
 namespace {
-std::atomic<std::uint64_t> g_next_task_id{1};
+// Written by every task creation on every thread: alone on its cache line,
+// so that the read-mostly globals the linker places beside it (the frame
+// pool's switch, read by every frame allocation) do not bounce between
+// cores with it. A build whose data layout put the pool's switch on this
+// line ran W3 (fib) 15% slower on two workers.
+struct alignas(ABSL_CACHELINE_SIZE) TaskIdCounter {
+  std::atomic<std::uint64_t> next{1};
+};
+TaskIdCounter g_task_ids;
 }  // namespace
 
 void PromiseBase::finish_root(TaskBase* task) noexcept { task->on_body_done(); }
@@ -30,7 +38,7 @@ std::string PromiseBase::where() const {
 TaskBase::TaskBase(LoopBase* loop, std::string&& name)
     : FutureStateBase(loop),
       // Relaxed: ids only need to be unique.
-      id_(g_next_task_id.fetch_add(1, std::memory_order_relaxed)),
+      id_(g_task_ids.next.fetch_add(1, std::memory_order_relaxed)),
       context_(current_context_data()) {
   if (!name.empty()) {
     // Not yet reachable from another thread: no lock needed.
