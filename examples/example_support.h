@@ -111,4 +111,26 @@ inline weft::Coro<int> join_clients(std::vector<weft::Task<long>> tasks, std::st
   co_return 0;
 }
 
+// Graceful shutdown of a server: no new connections, `grace` for the open
+// ones to finish, then the rest are closed; returns once all are gone. The
+// grace step is a task that is awaited before the call returns, so nothing
+// touches `server` afterwards. (A timer callback holding `&server` would
+// not do: cancelling a timer from another worker cannot stop a callback
+// that has begun, and the server could be destroyed under it.)
+inline weft::Coro<void> close_gracefully(weft::Server& server, weft::Duration grace) {
+  server.close();
+  weft::Task<void> closer =
+      weft::create_task([](weft::Server& s, weft::Duration g) -> weft::Coro<void> {
+        co_await weft::sleep(g);
+        s.close_clients();
+      }(server, grace));
+  co_await server.wait_closed();
+  closer.cancel();
+  try {
+    co_await closer;
+  } catch (const weft::CancelledError&) {
+    // the connections ended within the grace period
+  }
+}
+
 }  // namespace weft_examples

@@ -446,7 +446,9 @@ Coro<void> cancel_a_joined_call_that_then_throws(std::shared_ptr<BlockedCall> b)
   b->release.Notify();
   auto e = co_await raises<CancelledError>(t);
   EXPECT_TRUE(e.has_value()) << "the call's exception replaced the caller's cancellation";
-  if (e) EXPECT_EQ(e->message(), "enough");
+  if (e) {
+    EXPECT_EQ(e->message(), "enough");
+  }
   EXPECT_TRUE(b->finished.load()) << "the caller's CancelledError came before the call returned";
   EXPECT_TRUE(co_await pool_idle());
 }

@@ -63,10 +63,7 @@ weft::Coro<int> run_server(std::uint16_t port, long max_seconds) {
   limit.cancel();
 
   // Graceful shutdown: no new connections; a second for the open ones.
-  server.close();
-  weft::TimerHandle grace = weft::call_later(1s, [s = &server] { s->close_clients(); });
-  co_await server.wait_closed();
-  grace.cancel();
+  co_await weft_examples::close_gracefully(server, 1s);
   std::fprintf(stderr, "echo server: stopped by %s after %llu connections\n",
                why ? strsignal(why) : "the time limit",
                static_cast<unsigned long long>(server.accepted_connections()));
