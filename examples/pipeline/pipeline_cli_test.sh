@@ -24,18 +24,23 @@ fail() {
   exit 1
 }
 
-# start_sink FLAGS...: a sink process in the background; sets sink_pid and port.
+# start_sink FLAGS...: a sink process in the background; sets sink_pid, port and the
+# files sink_out and sink_err. Each sink gets files of its own: polling a reused file
+# could read the previous sink's LISTEN line before the new process truncates it.
+sinks=0
 start_sink() {
-  "$bin" sink --max-seconds=120 "$@" >"$tmp/sink.out" 2>"$tmp/sink.err" &
+  sinks=$((sinks + 1))
+  sink_out="$tmp/sink$sinks.out" sink_err="$tmp/sink$sinks.err"
+  "$bin" sink --max-seconds=120 "$@" >"$sink_out" 2>"$sink_err" &
   sink_pid=$!
   pids+=("$sink_pid")
   port=
   for _ in $(seq 200); do
-    port=$(awk '/^LISTEN /{print $2}' "$tmp/sink.out")
+    port=$(awk '/^LISTEN /{print $2}' "$sink_out" 2>/dev/null)
     [[ -n $port ]] && return 0
     sleep 0.05
   done
-  fail "the sink printed no LISTEN line: $(cat "$tmp/sink.err")"
+  fail "the sink printed no LISTEN line: $(cat "$sink_err")"
 }
 
 # expect_error STATUS TEXT COMMAND...: the command exits with STATUS and its stderr has
@@ -71,9 +76,9 @@ cmp -s "$tmp/in" "$tmp/a.out" || fail "the built-in sink's round trip changed th
 start_sink --output="$tmp/b.wz"
 "$bin" compress --input="$tmp/in" --sink="127.0.0.1:$port" --chunk-size=64K --level=1 \
   >/dev/null 2>"$tmp/err" || fail "compress to a sink process: $(cat "$tmp/err")"
-wait "$sink_pid" || fail "the sink failed: $(cat "$tmp/sink.err")"
-grep -qx "OK $(((in_size + 65535) / 65536)) frames $in_size bytes" "$tmp/sink.out" ||
-  fail "the sink printed: $(cat "$tmp/sink.out")"
+wait "$sink_pid" || fail "the sink failed: $(cat "$sink_err")"
+grep -qx "OK $(((in_size + 65535) / 65536)) frames $in_size bytes" "$sink_out" ||
+  fail "the sink printed: $(cat "$sink_out")"
 "$bin" decompress --input="$tmp/b.wz" --output="$tmp/b.out" >/dev/null || fail "decompress b"
 cmp -s "$tmp/in" "$tmp/b.out" || fail "the sink process's round trip changed the bytes"
 
@@ -96,7 +101,7 @@ rc=$?
 [[ $rc == 130 ]] || fail "interrupted compress exited $rc, not 130: $(cat "$tmp/err")"
 grep -q "interrupted by Interrupt: the sink has the first [0-9]* whole chunks" "$tmp/err" ||
   fail "no word of what was finished: $(cat "$tmp/err")"
-wait "$sink_pid" || fail "the sink failed after the interrupt: $(cat "$tmp/sink.err")"
+wait "$sink_pid" || fail "the sink failed after the interrupt: $(cat "$sink_err")"
 "$bin" decompress --input="$tmp/c.wz" --output="$tmp/c.out" >/dev/null ||
   fail "what the sink stored after Ctrl-C is not whole frames"
 got=$(size_of "$tmp/c.out")
@@ -110,7 +115,7 @@ announced=$(sed -n 's/.*the first \([0-9]*\) whole chunks.*/\1/p' "$tmp/err")
 start_sink --close-after=100000
 expect_error 1 "writing to the sink 127.0.0.1:$port" \
   "$bin" compress --input="$tmp/big" --sink="127.0.0.1:$port" --chunk-size=64K --level=1
-wait "$sink_pid" || fail "the resetting sink failed: $(cat "$tmp/sink.err")"
+wait "$sink_pid" || fail "the resetting sink failed: $(cat "$sink_err")"
 
 # --- the built-in sink cannot store: its error is the one reported -----------------------
 expect_error 1 "the sink failed: " "$bin" compress --input="$tmp/in" --output=/dev/full
