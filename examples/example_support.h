@@ -113,24 +113,22 @@ inline weft::Coro<int> join_clients(std::vector<weft::Task<long>> tasks, std::st
 
 // Graceful shutdown of a server: no new connections, `grace` for the open
 // ones to finish, then the rest are closed; returns once all are gone. The
-// grace step is a task that is awaited before the call returns, so nothing
-// touches `server` afterwards. (A timer callback holding `&server` would
-// not do: cancelling a timer from another worker cannot stop a callback
-// that has begun, and the server could be destroyed under it.)
+// grace step is a child of a task group, so it is over before the call
+// returns, also when the call is cancelled: nothing touches `server`
+// afterwards. (A timer callback holding `&server` would not do: cancelling
+// a timer from another worker cannot stop a callback that has begun.)
+inline weft::Coro<void> close_clients_after(weft::Server& server, weft::Duration grace) {
+  co_await weft::sleep(grace);
+  server.close_clients();
+}
+
 inline weft::Coro<void> close_gracefully(weft::Server& server, weft::Duration grace) {
   server.close();
-  weft::Task<void> closer =
-      weft::create_task([](weft::Server& s, weft::Duration g) -> weft::Coro<void> {
-        co_await weft::sleep(g);
-        s.close_clients();
-      }(server, grace));
-  co_await server.wait_closed();
-  closer.cancel();
-  try {
-    co_await closer;
-  } catch (const weft::CancelledError&) {
-    // the connections ended within the grace period
-  }
+  co_await weft::task_group([&](weft::TaskGroup& tg) -> weft::Coro<void> {
+    weft::Task<void> closer = tg.create_task(close_clients_after(server, grace), "grace period");
+    co_await server.wait_closed();
+    closer.cancel();  // a cancelled child is no failure of the group
+  });
 }
 
 }  // namespace weft_examples
