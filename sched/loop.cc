@@ -15,9 +15,6 @@
 #include "weft/sched/runtime.h"
 
 namespace weft {
-namespace detail {
-constinit thread_local Worker* t_worker = nullptr;
-}  // namespace detail
 
 namespace {
 

@@ -54,6 +54,8 @@ std::uint64_t next_random(std::uint64_t& s) {
 
 namespace detail {
 
+constinit thread_local Worker* t_worker = nullptr;
+
 Worker::Worker(Loop& loop, Runtime& rt, Shared& shared, std::uint32_t index)
     : loop_(loop),
       rt_(rt),
