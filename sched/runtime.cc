@@ -5,12 +5,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "weft/sched/detail/idle.h"
+#include "weft/sched/detail/local_queue.h"
 #include "weft/sched/detail/offload_pool.h"
 #include "weft/sched/detail/runtime_access.h"
 
@@ -53,6 +55,15 @@ Runtime::Runtime(RuntimeOptions options)
   } else {
     own_clock_ = std::make_unique<SystemClock>();
     clock_ = own_clock_.get();
+  }
+  local_queue_slots_ = options_.local_queue_slots != 0 ? options_.local_queue_slots
+                                                      : detail::LocalQueue::kCapacity;
+  if (local_queue_slots_ < 4 || local_queue_slots_ > detail::LocalQueue::kCapacity ||
+      (local_queue_slots_ & (local_queue_slots_ - 1)) != 0) {
+    throw std::invalid_argument(absl::StrFormat(
+        "RuntimeOptions::local_queue_slots is %u; it must be 0 (all %u) or a power of two from "
+        "4 to %u",
+        options_.local_queue_slots, detail::LocalQueue::kCapacity, detail::LocalQueue::kCapacity));
   }
   shuffle_seed_ = options_.shuffle_seed;
   if (const char* env = std::getenv("WEFT_SHUFFLE_SEED"); env != nullptr && *env != '\0') {

@@ -100,6 +100,11 @@ struct RuntimeOptions {
   // WEFT_SHUFFLE_SEED overrides it; the seed in use is printed to stderr (a
   // value that is not a number is reported once and ignored).
   std::uint64_t shuffle_seed = 0;
+  // For tests: how many slots each worker's local run queue uses, a power of
+  // two from 4 to 256 (0: all 256). At 4, every few pushes overflow to the
+  // shared queue and every steal is at its limit, so a test runs those paths
+  // under the whole scheduler. std::invalid_argument for another value.
+  std::uint32_t local_queue_slots = 0;
   // Debug mode: warns about task steps and callbacks that block a loop
   // longer than `slow_callback_threshold`, naming them; reports Coros
   // destroyed without ever being awaited. WEFT_DEBUG=1 (true, yes, on, in
@@ -133,6 +138,8 @@ class Runtime {
   Loop& loop(std::uint32_t i) const { return *shared_.loops.at(i); }
   Clock& clock() const noexcept { return *clock_; }
   std::uint64_t shuffle_seed() const noexcept { return shuffle_seed_; }
+  // The slots each worker's local queue uses (RuntimeOptions::local_queue_slots).
+  std::uint32_t local_queue_slots() const noexcept { return local_queue_slots_; }
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   // Every task of this runtime that is not done (asyncio.all_tasks).
   std::vector<AnyTask> all_tasks() const;
@@ -190,6 +197,7 @@ class Runtime {
   std::unique_ptr<Clock> own_clock_;
   Clock* clock_;
   std::uint64_t shuffle_seed_ = 0;
+  std::uint32_t local_queue_slots_;
   bool debug_ = false;
   // The loops and what they share; the loops are made in the constructor
   // (after the options are read) and destroyed first in the destructor.

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -508,6 +509,42 @@ TEST(TinyLocalQueue, AStealTakesHalfAndAThiefWithMoreThanHalfTakesNothing) {
   EXPECT_EQ(src_owner.size(), 2u) << "a refused steal leaves the victim alone";
   EXPECT_EQ(drain_owner(src), (std::vector<int>{2, 3}));
   EXPECT_TRUE(inject.is_empty());
+}
+
+// The runtime's queue told to use four of its slots (RuntimeOptions::local_queue_slots)
+// overflows and steals as the four-slot type does.
+TEST(TinyLocalQueue, TheRuntimesQueueAtFourSlotsOverflowsAndStealsAsTheFourSlotType) {
+  FakeTasks t(10);
+  LocalQueue q(4);
+  LocalQueue thief(4);
+  InjectQueue inject;
+  EXPECT_EQ(q.slots(), 4u);
+  auto owner = q.owner();
+  auto thief_owner = thief.owner();
+  for (int i = 0; i < 4; ++i) owner.push_back(t[i], inject);
+  EXPECT_TRUE(inject.is_empty()) << "four tasks fit";
+  owner.push_back(t[4], inject);
+  EXPECT_EQ(drain_inject(inject), (std::vector<int>{0, 1, 4}));
+  for (int i = 5; i < 7; ++i) owner.push_back(t[i], inject);  // ring: 2 3 5 6
+  TaskBase* got = q.stealer().steal_into(thief_owner, thief);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(index_of(got), 3) << "half of four is two; the newer one runs now";
+  EXPECT_EQ(drain_owner(thief), (std::vector<int>{2}));
+  EXPECT_EQ(drain_owner(q), (std::vector<int>{5, 6}));
+}
+
+TEST(TinyLocalQueue, ASlotCountThatIsNotAPowerOfTwoFromFourToTheCapacityIsRefused) {
+  for (std::uint32_t bad : {0u, 2u, 3u, 6u, 512u}) {
+    try {
+      LocalQueue q(bad);
+      ADD_FAILURE() << bad << " slots were accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("not " + std::to_string(bad)), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(LocalQueue(256).slots(), 256u);
+  EXPECT_EQ(LocalQueue().slots(), LocalQueue::kCapacity);
 }
 
 TEST(LocalQueueConcurrent, FourSlotQueuesAccountForEveryTask) {

@@ -4,11 +4,13 @@
 // seeded shuffle mode.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,7 +71,7 @@ Coro<void> blocker(StealProbe* p, Future<void> go, int n) {
   co_return;
 }
 
-WEFT_CO_TEST_WITH(Scheduler, IdleWorkerStealsFromABlockedOne, test_options(2)) {
+Coro<void> idle_worker_steals_from_a_blocked_one() {
   const int n = 1000;
   StealProbe p;
   Future<void> go;
@@ -90,6 +92,10 @@ WEFT_CO_TEST_WITH(Scheduler, IdleWorkerStealsFromABlockedOne, test_options(2)) {
   EXPECT_EQ(p.small_threads.size(), 1u) << "all ran on the one free worker";
   EXPECT_FALSE(p.small_threads.contains(p.blocked_thread.load()));
   EXPECT_LT(ms_since(t0), 2000.0);
+}
+
+WEFT_CO_TEST_WITH(Scheduler, IdleWorkerStealsFromABlockedOne, test_options(2)) {
+  co_await idle_worker_steals_from_a_blocked_one();
 }
 
 WEFT_CO_TEST_WITH(Scheduler, NewTasksSpreadOverWorkers, test_options(2)) {
@@ -121,7 +127,7 @@ Coro<void> wake_then_block(Future<void> wake, std::atomic<bool>* ran, bool* ran_
   co_return;
 }
 
-WEFT_CO_TEST_WITH(Scheduler, TaskWokenByAWorkerThatThenBlocksRunsElsewhere, test_options(2)) {
+Coro<void> task_woken_by_a_worker_that_then_blocks_runs_elsewhere() {
   // The scheduler's own rule (Loop::search): "a task woken by a worker that is
   // now stuck in a long step must not wait for it". Here the other worker is
   // parked when that happens.
@@ -137,6 +143,10 @@ WEFT_CO_TEST_WITH(Scheduler, TaskWokenByAWorkerThatThenBlocksRunsElsewhere, test
         << "round " << round << ": the woken task waited for its waker's worker to finish "
         << "a long step while the other worker slept";
   }
+}
+
+WEFT_CO_TEST_WITH(Scheduler, TaskWokenByAWorkerThatThenBlocksRunsElsewhere, test_options(2)) {
+  co_await task_woken_by_a_worker_that_then_blocks_runs_elsewhere();
 }
 
 // Wakes the awaiting task from a callback on loop `i`: a woken task that is
@@ -529,6 +539,95 @@ TEST(Scheduler, ShuffleModeOnOneWorker) {
   RuntimeOptions o = test_options(1);
   o.shuffle_seed = 7;
   EXPECT_EQ(run(shuffle_workload(), std::move(o)), n * (n - 1) / 2);
+}
+
+// --- the whole scheduler at four-slot local queues ------------------------------------
+// RuntimeOptions::local_queue_slots = 4: every few pushes overflow to the shared
+// queue and every steal is at its limit, beside the LIFO slot. The tests above
+// that exercise those paths run again here.
+
+RuntimeOptions four_slot_options(std::uint32_t workers, std::uint64_t shuffle_seed = 0) {
+  RuntimeOptions o = test_options(workers);
+  o.local_queue_slots = 4;
+  o.shuffle_seed = shuffle_seed;
+  return o;
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, NewTasksOverflowToTheSharedQueueAndAllRunOnce, four_slot_options(1)) {
+  // One worker, so the order is the scheduler's alone. With the full ring the
+  // 100 children run in the order they were made; with four slots, every
+  // fifth push sends the oldest two and itself to the shared queue, which the
+  // worker takes after its ring: the order shows the overflow happened.
+  EXPECT_EQ(get_running_loop().runtime().local_queue_slots(), 4u);
+  std::vector<int> order;
+  std::vector<Task<void>> children;
+  for (int i = 0; i < 100; ++i) {
+    children.push_back(create_task([](std::vector<int>* order, int i) -> Coro<void> {
+      order->push_back(i);
+      co_return;
+    }(&order, i)));
+  }
+  for (auto& t : children) co_await t;
+  WEFT_CO_ASSERT_TRUE(order.size() == 100u);
+  EXPECT_FALSE(std::is_sorted(order.begin(), order.end())) << "no push overflowed";
+  std::vector<int> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i) << "each ran once";
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, TheFullRingRunsNewTasksInOrder, test_options(1)) {
+  // The control for the test above: the same program on the default queue.
+  EXPECT_EQ(get_running_loop().runtime().local_queue_slots(), 256u);
+  std::vector<int> order;
+  std::vector<Task<void>> children;
+  for (int i = 0; i < 100; ++i) {
+    children.push_back(create_task([](std::vector<int>* order, int i) -> Coro<void> {
+      order->push_back(i);
+      co_return;
+    }(&order, i)));
+  }
+  for (auto& t : children) co_await t;
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, IdleWorkerStealsFromABlockedOne, four_slot_options(2)) {
+  co_await idle_worker_steals_from_a_blocked_one();
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, TaskWokenByAWorkerThatThenBlocksRunsElsewhere, four_slot_options(2)) {
+  co_await task_woken_by_a_worker_that_then_blocks_runs_elsewhere();
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, PingPongDoesNotStarveAYielderOnOneWorker, four_slot_options(1)) {
+  co_await ping_pong_does_not_starve_a_yielder();
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, PingPongDoesNotStarveAYielderOnTwoWorkers, four_slot_options(2)) {
+  co_await ping_pong_does_not_starve_a_yielder();
+}
+
+TEST(FourSlotQueues, ShuffleModeRunsAWorkloadCorrectly) {
+  const long n = scaled(500, 5);
+  for (std::uint64_t seed : {1ull, 42ull, 0xdeadbeefull}) {
+    SCOPED_TRACE("shuffle seed " + std::to_string(seed));
+    Runtime rt(four_slot_options(3, seed));
+    EXPECT_EQ(rt.run(shuffle_workload()), n * (n - 1) / 2);
+  }
+}
+
+TEST(FourSlotQueues, ASlotCountThatIsNotAPowerOfTwoFromFourTo256IsRefused) {
+  for (std::uint32_t bad : {1u, 3u, 5u, 100u, 512u}) {
+    RuntimeOptions o = test_options(1);
+    o.local_queue_slots = bad;
+    try {
+      Runtime rt(std::move(o));
+      ADD_FAILURE() << bad << " slots were accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("local_queue_slots is " + std::to_string(bad)),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 }  // namespace

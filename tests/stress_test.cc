@@ -360,11 +360,13 @@ Coro<void> stress_main(Env* env) {
       [&rt] { return detail::RuntimeAccess::offload_pool(rt).running() == 0; }, kWatchdogLimit));
 }
 
-void run_stress(std::uint32_t workers, bool shuffle) {
+// `queue_slots`: RuntimeOptions::local_queue_slots (0: the full ring).
+void run_stress(std::uint32_t workers, bool shuffle, std::uint32_t queue_slots = 0) {
   const std::uint64_t seed = stress_seed();
   SCOPED_TRACE("stress seed " + std::to_string(seed) + " (WEFT_STRESS_SEED=" + std::to_string(seed) +
                " reproduces it), workers " + std::to_string(workers) +
-               (shuffle ? ", shuffle mode" : ""));
+               (shuffle ? ", shuffle mode" : "") +
+               (queue_slots != 0 ? ", " + std::to_string(queue_slots) + "-slot queues" : ""));
   testing::CountedScope frames;
   Env env;
   env.seed = seed;
@@ -375,6 +377,7 @@ void run_stress(std::uint32_t workers, bool shuffle) {
 
   RuntimeOptions options = testing::test_options(workers);
   if (shuffle) options.shuffle_seed = seed;
+  options.local_queue_slots = queue_slots;
   Runtime rt(std::move(options));
   std::atomic<int> submit_bad{0};
   std::vector<std::thread> threads;
@@ -391,8 +394,8 @@ void run_stress(std::uint32_t workers, bool shuffle) {
     rt.run(stress_main(&env));
     env.stop = true;  // in case main failed early
     for (auto& t : threads) t.join();
-    std::printf("workers %u%s: %d tasks in %.0f ms\n", workers, shuffle ? " (shuffle)" : "", kTasks,
-                mt_testing::ms_since(t0));
+    std::printf("workers %u%s%s: %d tasks in %.0f ms\n", workers, shuffle ? " (shuffle)" : "",
+                queue_slots != 0 ? " (small queues)" : "", kTasks, mt_testing::ms_since(t0));
   }
 
   int values = 0, cancelled = 0, swallowed = 0, wrong = 0, pending = 0;
@@ -436,6 +439,12 @@ void run_stress(std::uint32_t workers, bool shuffle) {
 TEST(Stress, TwoWorkers) { run_stress(2, /*shuffle=*/false); }
 TEST(Stress, FourWorkers) { run_stress(4, /*shuffle=*/false); }
 TEST(Stress, FourWorkersShuffled) { run_stress(4, /*shuffle=*/true); }
+// Four-slot local queues: wake-ups through the LIFO slot, overflow to the
+// shared queue and steals at their limit all the time, with every worker.
+TEST(Stress, FourWorkersFourSlotQueues) { run_stress(4, /*shuffle=*/false, /*queue_slots=*/4); }
+TEST(Stress, FourWorkersFourSlotQueuesShuffled) {
+  run_stress(4, /*shuffle=*/true, /*queue_slots=*/4);
+}
 
 }  // namespace
 }  // namespace weft

@@ -4,7 +4,10 @@
 // The capacity is a template parameter (a power of two, at least 4): the
 // runtime's queue is LocalQueue (256 slots, Tokio's size); tests also run
 // BasicLocalQueue<4>, where every few pushes overflow and every steal is at
-// its limit.
+// its limit. A queue may also be told to use fewer of its slots (`slots`, a
+// power of two from 4 up): RuntimeOptions::local_queue_slots does that for
+// every worker, so tests run the whole scheduler at 4 slots without a second
+// build of it. Below, "the capacity" is that number.
 //
 // Roles are types: `LocalQueue` is the queue, `LocalQueue::Owner` the only
 // handle that can push or pop (held by the worker thread), `LocalQueue::Stealer`
@@ -16,10 +19,11 @@
 //  - `head_` (u64) packs two u32 positions: `real` (next slot to pop) and
 //    `steal` (start of a range a thief is still copying; == real when no
 //    steal is in flight). Every legal value has steal <= real <= tail
-//    (mod 2^32) and tail - steal <= kCapacity.
+//    (mod 2^32) and tail - steal <= slots_used_ (<= kCapacity).
 //  - Slots in [real, tail) hold queued tasks; slots in [steal, real) are
 //    being copied by a thief and must not be overwritten: the owner only
-//    writes while tail - steal < kCapacity.
+//    writes while tail - steal < slots_used_.
+//  - `slots_used_` is set at construction and never changes.
 // Owner pop and thief claim race through CAS on `head_` (acq_rel); a thief
 // claims half of [real, tail) by moving `real` forward, copies the tasks,
 // then sets steal = real with a second CAS. Only one steal runs at a time.
@@ -36,6 +40,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "weft/core/detail/task_base.h"
 #include "weft/core/detail/weft_dcheck.h"
@@ -53,7 +59,9 @@ class BasicLocalQueue {
   class Owner;
   class Stealer;
 
-  BasicLocalQueue() {
+  // `slots`: how many of the Capacity slots the queue uses (a power of two,
+  // at least 4); std::invalid_argument otherwise.
+  explicit BasicLocalQueue(std::uint32_t slots = Capacity) : slots_used_(checked_slots(slots)) {
     for (auto& s : slots_) s.store(nullptr, std::memory_order_relaxed);
   }
   BasicLocalQueue(const BasicLocalQueue&) = delete;
@@ -61,6 +69,7 @@ class BasicLocalQueue {
 
   Owner owner() noexcept;
   Stealer stealer() noexcept;
+  std::uint32_t slots() const noexcept { return slots_used_; }
 
   // Any thread; a snapshot.
   bool looks_empty() const noexcept {
@@ -75,9 +84,16 @@ class BasicLocalQueue {
  private:
   // The state invariant of the file comment, for a head and tail read by
   // the owner (who alone moves tail).
-  static void check_state(std::uint64_t h, std::uint32_t tail) noexcept {
+  void check_state(std::uint64_t h, std::uint32_t tail) const noexcept {
     WEFT_DCHECK(real_of(h) - steal_of(h) <= tail - steal_of(h));  // steal <= real <= tail
-    WEFT_DCHECK(tail - steal_of(h) <= kCapacity);
+    WEFT_DCHECK(tail - steal_of(h) <= slots_used_);
+  }
+  static std::uint32_t checked_slots(std::uint32_t slots) {
+    if (slots < 4 || slots > kCapacity || (slots & (slots - 1)) != 0) {
+      throw std::invalid_argument("a local queue uses a power of two of slots from 4 to " +
+                                  std::to_string(kCapacity) + ", not " + std::to_string(slots));
+    }
+    return slots;
   }
   static constexpr std::uint32_t kMask = kCapacity - 1;
   static std::uint32_t steal_of(std::uint64_t h) { return static_cast<std::uint32_t>(h >> 32); }
@@ -88,6 +104,8 @@ class BasicLocalQueue {
 
   alignas(64) std::atomic<std::uint64_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
+  // Beside tail_: both are read by the owner on every push.
+  const std::uint32_t slots_used_;
   std::array<std::atomic<TaskBase*>, kCapacity> slots_;
 };
 
@@ -143,8 +161,8 @@ void BasicLocalQueue<Capacity>::Owner::push_back(TaskBase* t, InjectQueue& overf
     std::uint64_t head = q.head_.load(std::memory_order_acquire);
     std::uint32_t steal = steal_of(head);
     std::uint32_t real = real_of(head);
-    check_state(head, tail);
-    if (tail - steal < kCapacity) break;  // room
+    q.check_state(head, tail);
+    if (tail - steal < q.slots_used_) break;  // room
     if (steal != real) {
       // A thief is copying; it will free room soon. Do not wait for it.
       overflow.push(t);
@@ -162,22 +180,22 @@ template <std::uint32_t Capacity>
 bool BasicLocalQueue<Capacity>::Owner::push_overflow(TaskBase* t, std::uint32_t real,
                                                      InjectQueue& overflow) noexcept {
   BasicLocalQueue& q = *q_;
-  constexpr std::uint32_t kHalf = kCapacity / 2;
+  const std::uint32_t half = q.slots_used_ / 2;
   // Claim the oldest half as if popped.
   std::uint64_t expected = pack(real, real);
-  if (!q.head_.compare_exchange_strong(expected, pack(real + kHalf, real + kHalf),
+  if (!q.head_.compare_exchange_strong(expected, pack(real + half, real + half),
                                        std::memory_order_acq_rel, std::memory_order_acquire)) {
     return false;
   }
   TaskBase* first = q.slots_[real & kMask].load(std::memory_order_relaxed);
   TaskBase* prev = first;
-  for (std::uint32_t i = 1; i < kHalf; ++i) {
+  for (std::uint32_t i = 1; i < half; ++i) {
     TaskBase* cur = q.slots_[(real + i) & kMask].load(std::memory_order_relaxed);
     prev->queue_next_ = cur;
     prev = cur;
   }
   prev->queue_next_ = t;
-  overflow.push_batch(first, t, kHalf + 1);
+  overflow.push_batch(first, t, half + 1);
   return true;
 }
 
@@ -189,7 +207,7 @@ TaskBase* BasicLocalQueue<Capacity>::Owner::pop() noexcept {
     std::uint32_t steal = steal_of(head);
     std::uint32_t real = real_of(head);
     const std::uint32_t tail = q.tail_.load(std::memory_order_relaxed);
-    check_state(head, tail);
+    q.check_state(head, tail);
     if (real == tail) return nullptr;
     std::uint32_t next_real = real + 1;
     std::uint64_t next = steal == real ? pack(next_real, next_real) : pack(steal, next_real);
@@ -209,7 +227,8 @@ TaskBase* BasicLocalQueue<Capacity>::Stealer::steal_into(Owner& dst_owner,
   // Relaxed: dst.tail_ is written only by the caller (its owner).
   std::uint32_t dst_tail = dst.tail_.load(std::memory_order_relaxed);
   std::uint64_t dst_head = dst.head_.load(std::memory_order_acquire);
-  if (dst_tail - steal_of(dst_head) > kCapacity / 2) return nullptr;  // no room for half
+  const std::uint32_t half = dst.slots_used_ / 2;
+  if (dst_tail - steal_of(dst_head) > half) return nullptr;  // no room for half
 
   // Claim: move src's real forward by half of what is queued.
   std::uint64_t prev = src.head_.load(std::memory_order_acquire);
@@ -224,18 +243,18 @@ TaskBase* BasicLocalQueue<Capacity>::Stealer::steal_into(Owner& dst_owner,
     const std::uint32_t queued = src_tail - real;
     n = queued - queued / 2;
     if (n == 0) return nullptr;
-    if (n > kCapacity / 2) n = kCapacity / 2;
+    if (n > half) n = half;
     next = pack(steal, real + n);
     if (src.head_.compare_exchange_weak(prev, next, std::memory_order_acq_rel,
                                         std::memory_order_acquire)) {
       // The claim held, so `real` was current; the tail, read before, can
       // only be behind: what it counts fits in the ring.
-      WEFT_DCHECK(queued <= kCapacity);
+      WEFT_DCHECK(queued <= src.slots_used_);
       break;
     }
   }
   // Room for the copies in dst (checked above; only its owner, the caller, adds).
-  WEFT_DCHECK(dst_tail + n - 1 - steal_of(dst_head) <= kCapacity);
+  WEFT_DCHECK(dst_tail + n - 1 - steal_of(dst_head) <= dst.slots_used_);
   std::uint32_t first = steal_of(next);
   // Copy all but the last into dst; the last one is returned to run now.
   for (std::uint32_t i = 0; i + 1 < n; ++i) {

@@ -61,6 +61,7 @@ Worker::Worker(Loop& loop, Runtime& rt, Shared& shared, std::uint32_t index)
       rt_(rt),
       shared_(shared),
       index_(index),
+      queue_(rt.local_queue_slots()),
       rng_(0x9E3779B97F4A7C15ULL * (index + 1) + rt.shuffle_seed()),
       shuffle_(rt.shuffle_seed() != 0) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
