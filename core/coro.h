@@ -14,7 +14,10 @@
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <source_location>
 #include <string>
@@ -24,6 +27,7 @@
 
 #include "weft/core/detail/frame_alloc.h"
 #include "weft/core/detail/loop_base.h"
+#include "weft/core/detail/task_base.h"
 #include "weft/core/errors.h"
 
 namespace weft {
@@ -36,12 +40,36 @@ class TaskBase;
 template <typename T>
 using ValueOrMonostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-struct PromiseBase {
-  static void* operator new(std::size_t size) { return allocate_frame(size); }
-  static void operator delete(void* p, std::size_t size) noexcept {
-    deallocate_frame(p, size);
-  }
+// One block per task. Every Coro frame is allocated with room in front of
+// it for the state of a task (TaskState<T>, task.h), so that the task made
+// of it (create_task) needs no second allocation, as Tokio's task cell holds
+// header, future and output in one block:
+//
+//   [room for the task state: body_prefix_bytes<T>][frame]
+//
+// A frame that never becomes a task leaves the room unused
+// (docs/scheduler.md, "What a task is made of", says what that costs). The
+// block is freed by whichever of its two tenants goes last, and that order
+// is fixed: a task destroys its frame (when the body finishes, is abandoned,
+// or the state dies unstarted) before its state's last reference goes. So a
+// frame's operator delete frees the block unless the task destroying it
+// said to keep it (frame_alloc.h, KeepBodyBlock); the state frees the block
+// when it is destroyed. The room holds no header: the state's size is a
+// multiple of 16 for the common results, so the room is exactly the state
+// and a task parked on an Event is one 320-byte block (a header would push
+// it into the allocator's next class, 384).
+//
+// The layout relies on the frame beginning at the address operator new
+// returned (coroutine_handle::address(); g++ and clang both do).
 
+// The data of TaskState<T> (which adds only functions), for its size here.
+template <typename T>
+struct TaskStateLayout : TaskBase, ValueStorage<T> {};
+
+template <typename T>
+inline constexpr std::size_t body_prefix_bytes = (sizeof(TaskStateLayout<T>) + 15) / 16 * 16;
+
+struct PromiseBase {
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct FinalAwaiter {
@@ -85,6 +113,18 @@ struct PromiseBase {
 
 template <typename T>
 struct Promise : PromiseBase {
+  // The frame pool's blocks are 16-byte aligned; g++ 12 does not align a
+  // coroutine frame beyond what operator new gives.
+  static_assert(alignof(TaskStateLayout<T>) <= 16,
+                "weft::Coro<T>: a result type aligned to more than 16 bytes is not supported "
+                "(coroutine frames are 16-byte aligned)");
+  static void* operator new(std::size_t size) {
+    return allocate_body_block(size, body_prefix_bytes<T>);
+  }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    deallocate_body_block(p, size, body_prefix_bytes<T>);
+  }
+
   explicit Promise(std::source_location where = std::source_location::current()) noexcept
       : PromiseBase(where) {}
   Coro<T> get_return_object() noexcept;
@@ -101,6 +141,13 @@ struct Promise : PromiseBase {
 
 template <>
 struct Promise<void> : PromiseBase {
+  static void* operator new(std::size_t size) {
+    return allocate_body_block(size, body_prefix_bytes<void>);
+  }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    deallocate_body_block(p, size, body_prefix_bytes<void>);
+  }
+
   explicit Promise(std::source_location where = std::source_location::current()) noexcept
       : PromiseBase(where) {}
   Coro<void> get_return_object() noexcept;

@@ -27,6 +27,19 @@ class TaskState final : public TaskBase, public ValueStorage<T> {
   using Handle = typename Coro<T>::Handle;
 
  public:
+  // Makes the task of `body` (valid) in the room its frame's block keeps
+  // for it (coro.h): a task is one block. Returns the state with one
+  // reference. If the constructor throws, the Coro still owns its frame, and
+  // the block goes with it.
+  static TaskState* make(LoopBase* loop, Coro<T>&& body, std::string&& name) {
+    static_assert(sizeof(TaskState) == sizeof(TaskStateLayout<T>) &&
+                  alignof(TaskState) == alignof(TaskStateLayout<T>));
+    char* block = static_cast<char*>(body.handle().address()) - body_prefix_bytes<T>;
+    return ::new (block) TaskState(loop, std::move(body), std::move(name));
+  }
+
+
+ private:
   TaskState(LoopBase* loop, Coro<T>&& body, std::string&& name)
       : TaskBase(loop, std::move(name)) {
     Handle h = body.release();
@@ -35,7 +48,6 @@ class TaskState final : public TaskBase, public ValueStorage<T> {
     resume_point_ = h;
   }
 
- private:
   static Promise<T>& promise(std::coroutine_handle<> body) noexcept {
     return Handle::from_address(body.address()).promise();
   }
@@ -54,6 +66,16 @@ class TaskState final : public TaskBase, public ValueStorage<T> {
       outcome = Outcome::kValue;
     }
     finish(outcome);  // destroys the frame (at its final suspend: safe); *this may be destroyed
+  }
+  // The last reference went. The frame is gone (finish), or goes here with
+  // the block kept; then the block, which begins with this state, is freed.
+  void destroy() noexcept override {
+    report_if_never_retrieved();
+    destroy_body_keeping_block();
+    const std::size_t bytes = body_prefix_bytes<T> + body_frame_bytes();
+    void* block = this;
+    this->~TaskState();
+    deallocate_frame(block, bytes);
   }
 };
 

@@ -112,7 +112,7 @@ void Loop::start_detached(detail::TaskBase* t, bool pinned, bool registered, det
   if (registered) {
     rt_.register_task(t);
   } else {
-    t->registry_shard_ = UINT32_MAX;
+    t->registry_shard_ = detail::TaskBase::kNotRegistered;
   }
   schedule(t, how);
 }
@@ -148,7 +148,7 @@ void Loop::run_eagerly(detail::TaskBase* t, bool pinned) {
 }
 
 void Loop::task_finished(detail::TaskBase* t) noexcept {
-  if (t->registry_shard_ != UINT32_MAX) rt_.unregister_task(t);
+  if (t->registry_shard_ != detail::TaskBase::kNotRegistered) rt_.unregister_task(t);
 }
 
 void Loop::report_error(std::string_view message) noexcept { rt_.report_error(message); }

@@ -88,7 +88,7 @@ class Loop final : public detail::LoopBase {
   template <typename T>
   Task<T> create_pinned_task(Coro<T> body, std::string name = {}) {
     if (!body.valid()) throw std::invalid_argument("create_pinned_task: empty or moved-from Coro");
-    auto* state = new detail::TaskState<T>(this, std::move(body), std::move(name));
+    auto* state = detail::TaskState<T>::make(this, std::move(body), std::move(name));
     Task<T> handle = Task<T>::adopt(state);  // frees it if refused
     bool eager = false;
     apply_task_factory(state, &eager);

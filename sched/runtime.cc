@@ -161,7 +161,7 @@ void Runtime::end_run() {
 }
 
 void Runtime::register_task(detail::TaskBase* t) noexcept {
-  std::uint32_t shard = static_cast<std::uint32_t>(t->id() % kRegistryShards);
+  const auto shard = static_cast<std::uint16_t>(t->id() % kRegistryShards);
   t->registry_shard_ = shard;
   RegistryShard& s = registry_[shard];
   detail::SpinLockHolder lock(&s.mu);
@@ -181,7 +181,7 @@ void Runtime::unregister_task(detail::TaskBase* t) noexcept {
   }
   if (t->registry_next_ != nullptr) t->registry_next_->registry_prev_ = t->registry_prev_;
   t->registry_prev_ = t->registry_next_ = nullptr;
-  t->registry_shard_ = UINT32_MAX;
+  t->registry_shard_ = detail::TaskBase::kNotRegistered;
 }
 
 std::vector<AnyTask> Runtime::all_tasks() const {

@@ -242,10 +242,10 @@ T Runtime::run(Coro<T> main) {
   if (!main.valid()) throw std::invalid_argument("weft::run: empty Coro");
   begin_run();
   Loop& l0 = *shared_.loops[0];
-  auto* main_state = new detail::TaskState<T>(&l0, std::move(main), "main");
+  auto* main_state = detail::TaskState<T>::make(&l0, std::move(main), "main");
   Task<T> main_task = Task<T>::adopt(static_cast<detail::TaskState<T>*>(
       l0.start_task(main_state, /*pinned=*/false, /*registered=*/true)));
-  auto* sup = new detail::TaskState<void>(
+  auto* sup = detail::TaskState<void>::make(
       &l0, supervise(detail::RefPtr<detail::TaskBase>(main_state)), "weft-supervisor");
   l0.start_task(sup, /*pinned=*/true, /*registered=*/false)->release();
   l0.worker().run();

@@ -37,7 +37,7 @@ namespace detail {
 // the error raised is the report.
 template <typename T>
 Task<T> prepare_task(Loop& loop, Coro<T>&& body, std::string&& name, bool* eager) {
-  auto* state = new TaskState<T>(&loop, std::move(body), std::move(name));
+  auto* state = TaskState<T>::make(&loop, std::move(body), std::move(name));
   Task<T> handle = Task<T>::adopt(state);  // frees the task if the factory throws
   loop.apply_task_factory(state, eager);
   return handle;

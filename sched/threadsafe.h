@@ -54,7 +54,7 @@ ConcurrentFuture<T> submit_threadsafe(Coro<T> body, Loop& loop, bool pinned) {
   if (!body.valid()) throw std::invalid_argument("run_coroutine_threadsafe: empty Coro");
   auto st = std::make_shared<typename ConcurrentFuture<T>::State>();
   st->runtime_id = loop.runtime_id();
-  auto* task = new TaskState<void>(&loop, complete_concurrent(std::move(body), ConcurrentCompleter<T>(st)), "");
+  auto* task = TaskState<void>::make(&loop, complete_concurrent(std::move(body), ConcurrentCompleter<T>(st)), "");
   {
     SpinLockHolder lock(&st->mu);
     st->task = RefPtr<TaskBase>(task);
@@ -118,7 +118,7 @@ template <typename T>
 void spawn_threadsafe(Coro<T> body, Runtime& rt, std::string name = {}) {
   if (!body.valid()) throw std::invalid_argument("spawn_threadsafe: empty or moved-from Coro");
   Loop& loop = rt.loop(0);
-  auto* task = new detail::TaskState<T>(&loop, std::move(body), std::move(name));
+  auto* task = detail::TaskState<T>::make(&loop, std::move(body), std::move(name));
   detail::RefPtr<detail::TaskBase> owned(task, detail::kAdoptRef);  // freed if refused
   bool eager = false;  // no handle to await: it starts as usual
   loop.apply_task_factory(task, &eager);

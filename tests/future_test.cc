@@ -53,17 +53,24 @@ WEFT_CO_TEST(Future, SetResult) {
 
 // Future states come from the frame pool (16-byte blocks); an over-aligned
 // value must take the aligned operator new instead (UBSan checks the access
-// in the asan configuration).
+// in the asan configuration). Outside a coroutine: g++ 12 aligns no
+// coroutine frame beyond 16 bytes, so an over-aligned value must not live in
+// one (docs/pitfalls.md).
 struct alignas(64) CacheLineValue {
   int v = 0;
 };
 
-WEFT_CO_TEST(Future, OverAlignedValueIsStoredAligned) {
+void check_over_aligned_future() {
   Future<CacheLineValue> f;
   f.set_result(CacheLineValue{7});
   const CacheLineValue& stored = f.result();
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&stored) % alignof(CacheLineValue), 0u);
-  EXPECT_EQ((co_await f).v, 7);
+  EXPECT_EQ(f.result().v, 7);
+}
+
+WEFT_CO_TEST(Future, OverAlignedValueIsStoredAligned) {
+  check_over_aligned_future();
+  co_return;
 }
 
 WEFT_CO_TEST(Future, SetResultTwiceIsInvalidState) {

@@ -552,23 +552,24 @@ Coro<void> fail_when_set(Event& go) {
   throw std::runtime_error("sibling failed");
 }
 
-Coro<void> spawn_without_suspending(TaskGroup tg, Event& go, int* spawned) {
+Coro<void> spawn_without_suspending(TaskGroup tg, Event& go) {
+  // One child first: the sibling cannot have failed yet, so the group holds
+  // a child of this body when the shutdown comes, however soon it comes.
+  tg.create_task(empty_body());
   go.set();  // wakes the sibling; another worker takes it from this busy one
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     tg.create_task(empty_body());
-    ++*spawned;
   }
   co_return;
 }
 
 WEFT_CO_TEST_WITH(TaskGroupRace, ARunningChildMeetsTheShutdownAsItsCancellation, testing::test_options(2)) {
   Event go;
-  int spawned = 0;
   Task<void> spawner;
   auto eg = co_await raises<ExceptionGroup>(task_group([&](TaskGroup& tg) -> Coro<void> {
     tg.create_task(fail_when_set(go));
-    spawner = tg.create_task(spawn_without_suspending(tg, go, &spawned));
+    spawner = tg.create_task(spawn_without_suspending(tg, go));
     co_return;
   }));
   WEFT_CO_ASSERT_TRUE(eg.has_value());
@@ -577,7 +578,6 @@ WEFT_CO_TEST_WITH(TaskGroupRace, ARunningChildMeetsTheShutdownAsItsCancellation,
   EXPECT_FALSE(refused.has_value()) << "create_task raised RuntimeError in a member being cancelled";
   WEFT_CO_ASSERT_TRUE(rest.has_value());
   EXPECT_EQ(rest->exceptions().size(), 1u);
-  EXPECT_GT(spawned, 0);
 }
 
 Coro<void> group_of_sleepers() {

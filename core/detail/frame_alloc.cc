@@ -192,6 +192,33 @@ void count_block(ThreadCache* c, bool allocated) {
 
 }  // namespace
 
+namespace {
+// The frame whose block its task keeps (KeepBodyBlock), on this thread.
+thread_local KeepBodyBlock::Slot t_kept_body;
+}  // namespace
+
+void* allocate_body_block(std::size_t frame_bytes, std::size_t prefix) {
+  return static_cast<char*>(allocate_frame(prefix + frame_bytes)) + prefix;
+}
+
+void deallocate_body_block(void* frame, std::size_t frame_bytes, std::size_t prefix) noexcept {
+  if (frame == t_kept_body.frame) {
+    *t_kept_body.frame_bytes = static_cast<std::uint32_t>(frame_bytes);
+    t_kept_body.frame = nullptr;
+    return;
+  }
+  deallocate_frame(static_cast<char*>(frame) - prefix, prefix + frame_bytes);
+}
+
+KeepBodyBlock::KeepBodyBlock(void* frame, std::uint32_t* frame_bytes) noexcept
+    : saved_(t_kept_body), frame_(frame) {
+  t_kept_body = Slot{frame, frame_bytes};
+}
+
+KeepBodyBlock::~KeepBodyBlock() { t_kept_body = saved_; }
+
+bool KeepBodyBlock::kept() const noexcept { return t_kept_body.frame != frame_; }
+
 void* allocate_frame(std::size_t size) {
   ThreadCache* c = cache();
   count_block(c, true);

@@ -22,6 +22,37 @@ namespace weft::detail {
 void* allocate_frame(std::size_t size);
 void deallocate_frame(void* p, std::size_t size) noexcept;
 
+// Blocks of coroutine frames with `prefix` bytes of room in front of the
+// frame (core/coro.h): returns the frame's address, takes it back. A frame
+// whose block a KeepBodyBlock on this thread names is not freed: its size is
+// reported to the keeper instead, who frees the block later.
+void* allocate_body_block(std::size_t frame_bytes, std::size_t prefix);
+void deallocate_body_block(void* frame, std::size_t frame_bytes, std::size_t prefix) noexcept;
+
+// For the duration of one coroutine_handle::destroy() of `frame` on this
+// thread: its operator delete keeps the block and stores the frame's size in
+// *frame_bytes. Scopes nest (a frame's destruction may destroy another
+// task's frame through a parameter's destructor): each restores the one it
+// replaced.
+class KeepBodyBlock {
+ public:
+  KeepBodyBlock(void* frame, std::uint32_t* frame_bytes) noexcept;
+  ~KeepBodyBlock();
+  KeepBodyBlock(const KeepBodyBlock&) = delete;
+  KeepBodyBlock& operator=(const KeepBodyBlock&) = delete;
+  // True once the frame's operator delete ran.
+  bool kept() const noexcept;
+
+  struct Slot {
+    void* frame = nullptr;
+    std::uint32_t* frame_bytes = nullptr;
+  };
+
+ private:
+  Slot saved_;
+  void* const frame_;
+};
+
 // The per-thread cache can be switched off (e.g. by benchmarks that measure
 // what it saves). Safe to flip at any time: with it off, blocks still come
 // from (and go back to) the same backing allocator.

@@ -36,12 +36,15 @@ void CallbackNode::notify(FutureStateBase& state) noexcept {
   }
 }
 
-void FutureStateBase::destroy() noexcept {
-  // Here rather than in the destructor so that describe() still names a task.
+void FutureStateBase::report_if_never_retrieved() noexcept {
   if (outcome_ == Outcome::kException && !retrieved_.load(std::memory_order_relaxed)) {
     report_error(absl::StrFormat("exception was never retrieved: %s: %s", describe(),
                                  describe_exception(exception_)));
   }
+}
+
+void FutureStateBase::destroy() noexcept {
+  report_if_never_retrieved();
   delete this;
 }
 

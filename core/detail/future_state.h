@@ -111,7 +111,7 @@ class FutureStateBase : public RefCounted {
  public:
   enum class Outcome : std::uint8_t { kPending, kValue, kException, kCancelled };
 
-  explicit FutureStateBase(LoopBase* loop) : loop_(loop), loop_id_(loop->loop_id()) {}
+  explicit FutureStateBase(LoopBase* loop) : loop_(loop) {}
 
   // Future and task states are made and freed as often as coroutine frames,
   // so they come from the same per-thread pool. The virtual destructor makes
@@ -134,7 +134,11 @@ class FutureStateBase : public RefCounted {
   // The home loop; valid while its runtime exists (tasks never outlive it;
   // a plain Future may, see loop_id()).
   LoopBase* loop() const noexcept { return loop_; }
-  std::uint64_t loop_id() const noexcept { return loop_id_; }
+  // The home loop's id, which stays valid after the loop is gone
+  // (post_if_live). A state that may outlive its runtime keeps a copy and
+  // overrides this; a task never outlives it, and keeps none (8 bytes of
+  // every task).
+  virtual std::uint64_t loop_id() const noexcept { return loop_->loop_id(); }
 
   // Future.cancel(): false if already done (or being completed). Task
   // overrides it with asyncio's request semantics.
@@ -179,6 +183,10 @@ class FutureStateBase : public RefCounted {
  protected:
   ~FutureStateBase() override;
   void destroy() noexcept override;
+  // The report of an exception nobody retrieved, made as the last reference
+  // goes (here rather than in the destructor, so that describe() still
+  // names a task).
+  void report_if_never_retrieved() noexcept;
 
   // Completer side: claim, write the outcome, publish.
   bool try_claim() noexcept {
@@ -213,7 +221,6 @@ class FutureStateBase : public RefCounted {
   // compact; the compaction itself synchronizes through waiters_.
   std::atomic<std::uint8_t> removed_since_compaction_{0};
   LoopBase* const loop_;
-  const std::uint64_t loop_id_;
   std::atomic<std::uintptr_t> waiters_{0};
   std::exception_ptr exception_;
   // Out of line and only when there is one: most cancellations carry no
@@ -271,7 +278,9 @@ class ValueStorage<void> {
 template <typename T>
 class FutureState : public FutureStateBase, public ValueStorage<T> {
  public:
-  using FutureStateBase::FutureStateBase;
+  explicit FutureState(LoopBase* loop) : FutureStateBase(loop), loop_id_(loop->loop_id()) {}
+  // A plain future may outlive its runtime.
+  std::uint64_t loop_id() const noexcept override { return loop_id_; }
 
   template <typename... A>
   void set_result(A&&... a) {
@@ -287,6 +296,9 @@ class FutureState : public FutureStateBase, public ValueStorage<T> {
     publish(Outcome::kValue);
     return true;
   }
+
+ private:
+  const std::uint64_t loop_id_;
 };
 
 // A future that says what it stands for in task dumps: `label`, or

@@ -532,10 +532,16 @@ FutureStateBase::Outcome TaskBase::record_exception(std::exception_ptr e) noexce
   return Outcome::kException;
 }
 
+void TaskBase::destroy_frame_keeping_block(std::coroutine_handle<> body) noexcept {
+  KeepBodyBlock keep(body.address(), &frame_bytes_);
+  body.destroy();
+  WEFT_DCHECK(keep.kept());  // the frame's operator delete saw the scope
+}
+
 TaskBase::~TaskBase() {
-  // A task is always run or abandoned, and finish() destroys its body; this
-  // is for a state that never got that far. Nobody else can reach it now.
-  if (body_) body_.destroy();
+  // finish() destroys the body, and TaskState::destroy the body of a task
+  // that never ran, before the state goes.
+  WEFT_DCHECK(!body_unlocked());
 }
 
 std::string TaskBase::body_where() const {
@@ -561,7 +567,7 @@ void TaskBase::finish(Outcome outcome) noexcept {
   // Before the outcome is published: the body's locals are destroyed before
   // anyone awaiting the task resumes (their destructors may be what makes
   // the result complete).
-  if (body) body.destroy();
+  if (body) destroy_frame_keeping_block(body);
   waited.reset();
   mark_claimed();
   LoopBase* loop = this->loop();

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
@@ -258,6 +259,13 @@ class TaskBase : public FutureStateBase {
   // Destroys the body frame, publishes the outcome and drops the running
   // reference. *this may be destroyed past this call.
   void finish(Outcome outcome) noexcept;
+  // For TaskState::destroy: destroys the body if it is still there (a task
+  // that never ran), keeping the block. Only the last reference's holder.
+  void destroy_body_keeping_block() noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (body_) destroy_frame_keeping_block(std::exchange(body_, {}));
+  }
+  // The size of the body's frame, known once the frame is destroyed.
+  std::size_t body_frame_bytes() const noexcept { return frame_bytes_; }
   // Adopts the body frame (the constructor of the subclass, before the task
   // is shared).
   void set_body_unshared(std::coroutine_handle<> body) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -278,6 +286,10 @@ class TaskBase : public FutureStateBase {
  private:
   void throw_if_cancelled_slow();
   void throw_if_request_pending_slow();
+  // Every destruction of the body frame: the frame's block is this state's,
+  // so the frame's operator delete leaves it to destroy() (coro.h) and
+  // records the frame's size in frame_bytes_.
+  void destroy_frame_keeping_block(std::coroutine_handle<> body) noexcept;
   bool take_must_cancel(std::string* msg);
   // Leaves a request pending for the task's next checkpoint.
   void set_must_cancel_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -343,8 +355,14 @@ class TaskBase : public FutureStateBase {
   bool must_cancel_ ABSL_GUARDED_BY(mu_) = false;
 
  public:
-  // The shard of the runtime's registry that links this task; owned by it.
-  std::uint32_t registry_shard_ = 0;
+  // The shard of the runtime's registry that links this task
+  // (kNotRegistered: none); owned by the registry.
+  static constexpr std::uint16_t kNotRegistered = UINT16_MAX;
+  std::uint16_t registry_shard_ = kNotRegistered;
+
+ private:
+  // Set when the body frame is destroyed (destroy_frame_keeping_block).
+  std::uint32_t frame_bytes_ = 0;
 };
 
 // The task running on this thread, or null.

@@ -57,7 +57,10 @@ class IoWait final : public FutureStateBase, public IoHandler {
  public:
   // A pending wait whose callbacks run on `loop`; `fd` and `what` are for
   // describe().
-  IoWait(Loop& loop, int fd, const char* what) : FutureStateBase(&loop), fd_(fd), what_(what) {}
+  IoWait(Loop& loop, int fd, const char* what)
+      : FutureStateBase(&loop), loop_id_(static_cast<const LoopBase&>(loop).loop_id()), fd_(fd), what_(what) {}
+  // A reference may outlive the runtime (an awaiter's, an io object's).
+  std::uint64_t loop_id() const noexcept override { return loop_id_; }
 
   // Registers a one-shot epoll watch for `events` of `fd` on this state's
   // loop, which must be the calling thread's loop. Returns false if epoll
@@ -83,6 +86,7 @@ class IoWait final : public FutureStateBase, public IoHandler {
   ~IoWait() override = default;
   bool finish(Outcome o, std::exception_ptr e, std::string msg) noexcept;
 
+  const std::uint64_t loop_id_;
   const int fd_;
   const char* const what_;
   // One-shot registration; written by arm_oneshot before publication.

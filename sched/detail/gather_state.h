@@ -47,7 +47,13 @@ namespace weft::detail {
 template <typename R>
 class GatherResultState : public FutureStateBase, public ValueStorage<R> {
  public:
-  using FutureStateBase::FutureStateBase;
+  explicit GatherResultState(LoopBase* loop)
+      : FutureStateBase(loop), loop_id_(loop->loop_id()) {}
+  // The handle may outlive the runtime.
+  std::uint64_t loop_id() const noexcept override { return loop_id_; }
+
+ private:
+  const std::uint64_t loop_id_;
 };
 
 // `Children` holds the typed handles (a tuple or a vector); `Collect` is a
