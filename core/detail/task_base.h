@@ -361,7 +361,10 @@ class TaskBase : public FutureStateBase {
   std::uint16_t registry_shard_ = kNotRegistered;
 
  private:
-  // Set when the body frame is destroyed (destroy_frame_keeping_block).
+  // Set when the body frame is destroyed (destroy_frame_keeping_block), by
+  // the thread that destroys it, before the running reference goes; read by
+  // TaskState::destroy after the last release, which the reference count's
+  // acq_rel orders after that write.
   std::uint32_t frame_bytes_ = 0;
 };
 
