@@ -553,12 +553,8 @@ RuntimeOptions four_slot_options(std::uint32_t workers, std::uint64_t shuffle_se
   return o;
 }
 
-WEFT_CO_TEST_WITH(FourSlotQueues, NewTasksOverflowToTheSharedQueueAndAllRunOnce, four_slot_options(1)) {
-  // One worker, so the order is the scheduler's alone. With the full ring the
-  // 100 children run in the order they were made; with four slots, every
-  // fifth push sends the oldest two and itself to the shared queue, which the
-  // worker takes after its ring: the order shows the overflow happened.
-  EXPECT_EQ(get_running_loop().runtime().local_queue_slots(), 4u);
+// The order in which 100 children made in one step run.
+Coro<std::vector<int>> run_order_of_children() {
   std::vector<int> order;
   std::vector<Task<void>> children;
   for (int i = 0; i < 100; ++i) {
@@ -568,6 +564,16 @@ WEFT_CO_TEST_WITH(FourSlotQueues, NewTasksOverflowToTheSharedQueueAndAllRunOnce,
     }(&order, i)));
   }
   for (auto& t : children) co_await t;
+  co_return order;
+}
+
+WEFT_CO_TEST_WITH(FourSlotQueues, NewTasksOverflowToTheSharedQueueAndAllRunOnce, four_slot_options(1)) {
+  // One worker, so the order is the scheduler's alone. With the full ring the
+  // 100 children run in the order they were made; with four slots, every
+  // fifth push sends the oldest two and itself to the shared queue, which the
+  // worker takes after its ring: the order shows the overflow happened.
+  EXPECT_EQ(get_running_loop().runtime().local_queue_slots(), 4u);
+  std::vector<int> order = co_await run_order_of_children();
   WEFT_CO_ASSERT_TRUE(order.size() == 100u);
   EXPECT_FALSE(std::is_sorted(order.begin(), order.end())) << "no push overflowed";
   std::vector<int> sorted = order;
@@ -578,15 +584,7 @@ WEFT_CO_TEST_WITH(FourSlotQueues, NewTasksOverflowToTheSharedQueueAndAllRunOnce,
 WEFT_CO_TEST_WITH(FourSlotQueues, TheFullRingRunsNewTasksInOrder, test_options(1)) {
   // The control for the test above: the same program on the default queue.
   EXPECT_EQ(get_running_loop().runtime().local_queue_slots(), 256u);
-  std::vector<int> order;
-  std::vector<Task<void>> children;
-  for (int i = 0; i < 100; ++i) {
-    children.push_back(create_task([](std::vector<int>* order, int i) -> Coro<void> {
-      order->push_back(i);
-      co_return;
-    }(&order, i)));
-  }
-  for (auto& t : children) co_await t;
+  std::vector<int> order = co_await run_order_of_children();
   EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
 }
 
