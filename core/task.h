@@ -12,6 +12,7 @@
 
 #include "weft/core/detail/requires_cxx20.h"  // first: one clear error below C++20
 
+#include <new>
 #include <string>
 #include <utility>
 
@@ -66,6 +67,16 @@ class TaskState final : public TaskBase, public ValueStorage<T> {
       outcome = Outcome::kValue;
     }
     finish(outcome);  // destroys the frame (at its final suspend: safe); *this may be destroyed
+  }
+  // A done task's handle may outlive its runtime, and the loop with it:
+  // finish() left the home loop's id where the frame was. Done callbacks ask
+  // (CallbackNode::notify) only after the outcome is published, so they take
+  // the first branch; a task not done has a live runtime (its teardown
+  // finishes every task).
+  std::uint64_t loop_id() const noexcept override {
+    if (!this->done()) return this->loop()->loop_id();
+    const char* frame = reinterpret_cast<const char*>(this) + body_prefix_bytes<T>;
+    return *std::launder(reinterpret_cast<const std::uint64_t*>(frame));
   }
   // The last reference went. The frame is gone (finish), or goes here with
   // the block kept; then the block, which begins with this state, is freed.

@@ -42,28 +42,33 @@ bool first_warning(std::atomic<bool>& warned) {
 std::atomic<bool> g_warned_debug{false};
 std::atomic<bool> g_warned_seed{false};
 
+// RuntimeOptions::local_queue_slots, checked before any worker is made.
+std::uint32_t checked_local_queue_slots(std::uint32_t asked) {
+  const std::uint32_t slots = asked != 0 ? asked : detail::LocalQueue::kCapacity;
+  if (!detail::LocalQueue::valid_slot_count(slots)) {
+    throw std::invalid_argument(absl::StrFormat(
+        "RuntimeOptions::local_queue_slots is %u; it must be 0 (all %u) or a power of two from "
+        "4 to %u",
+        asked, detail::LocalQueue::kCapacity, detail::LocalQueue::kCapacity));
+  }
+  return slots;
+}
+
 std::uint32_t worker_count(std::uint32_t asked) {
   return asked != 0 ? asked : std::max(1u, std::thread::hardware_concurrency());
 }
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options)
-    : options_(std::move(options)), shared_(worker_count(options_.workers)) {
+    : options_(std::move(options)),
+      local_queue_slots_(checked_local_queue_slots(options_.local_queue_slots)),
+      shared_(worker_count(options_.workers)) {
   const std::uint32_t n = worker_count(options_.workers);
   if (options_.clock != nullptr) {
     clock_ = options_.clock;
   } else {
     own_clock_ = std::make_unique<SystemClock>();
     clock_ = own_clock_.get();
-  }
-  local_queue_slots_ = options_.local_queue_slots != 0 ? options_.local_queue_slots
-                                                      : detail::LocalQueue::kCapacity;
-  if (local_queue_slots_ < 4 || local_queue_slots_ > detail::LocalQueue::kCapacity ||
-      (local_queue_slots_ & (local_queue_slots_ - 1)) != 0) {
-    throw std::invalid_argument(absl::StrFormat(
-        "RuntimeOptions::local_queue_slots is %u; it must be 0 (all %u) or a power of two from "
-        "4 to %u",
-        options_.local_queue_slots, detail::LocalQueue::kCapacity, detail::LocalQueue::kCapacity));
   }
   shuffle_seed_ = options_.shuffle_seed;
   if (const char* env = std::getenv("WEFT_SHUFFLE_SEED"); env != nullptr && *env != '\0') {

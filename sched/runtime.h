@@ -197,7 +197,7 @@ class Runtime {
   std::unique_ptr<Clock> own_clock_;
   Clock* clock_;
   std::uint64_t shuffle_seed_ = 0;
-  std::uint32_t local_queue_slots_;
+  const std::uint32_t local_queue_slots_;  // checked in the constructor's first step
   bool debug_ = false;
   // The loops and what they share; the loops are made in the constructor
   // (after the options are read) and destroyed first in the destructor.

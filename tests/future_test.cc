@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -886,6 +888,42 @@ TEST(FutureOutlivesRuntime, CompletingItLaterIsSafe) {
   EXPECT_EXIT(
       {
         complete_after_runtime_is_gone();
+        std::_Exit(::testing::Test::HasFailure() ? 1 : 0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// The same for a task: its handle may outlive the runtime too. A done
+// callback added then is dropped and reported (its loop is closed, asyncio's
+// "Event loop is closed"), and the task's memory, not the dead loop's, says
+// so. Run in a child process: a use-after-free may crash.
+void task_callback_after_runtime_is_gone() {
+  std::vector<std::string> reported;
+  set_fallback_error_reporter([&](std::string_view m) { reported.emplace_back(m); });
+  std::optional<Task<int>> kept;
+  {
+    Runtime rt(testing::test_options(2));
+    kept = rt.run([]() -> Coro<Task<int>> {
+      Task<int> t = create_task([]() -> Coro<int> { co_return 7; }());
+      co_await t;
+      co_return t;
+    }());
+  }
+  bool ran = false;
+  kept->add_done_callback([&ran](Task<int>&) { ran = true; });
+  set_fallback_error_reporter(nullptr);
+  EXPECT_FALSE(ran);
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_NE(reported[0].find("event loop is closed"), std::string::npos) << reported[0];
+  EXPECT_EQ(kept->result(), 7);
+  kept.reset();
+}
+
+TEST(TaskOutlivesRuntime, ADoneCallbackAddedLaterIsDroppedAndReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        task_callback_after_runtime_is_gone();
         std::_Exit(::testing::Test::HasFailure() ? 1 : 0);
       },
       ::testing::ExitedWithCode(0), "");

@@ -135,9 +135,11 @@ class FutureStateBase : public RefCounted {
   // a plain Future may, see loop_id()).
   LoopBase* loop() const noexcept { return loop_; }
   // The home loop's id, which stays valid after the loop is gone
-  // (post_if_live). A state that may outlive its runtime keeps a copy and
-  // overrides this; a task never outlives it, and keeps none (8 bytes of
-  // every task).
+  // (post_if_live). A state that may outlive its runtime overrides this: a
+  // plain future, a gather and an IO wait keep a copy; a task keeps it in
+  // its dead frame's storage once done (TaskState::loop_id), which spares 8
+  // bytes of every task. This default reads the loop: only for states that
+  // cannot outlive it.
   virtual std::uint64_t loop_id() const noexcept { return loop_->loop_id(); }
 
   // Future.cancel(): false if already done (or being completed). Task

@@ -1,6 +1,7 @@
 #include "weft/core/detail/task_base.h"
 
 #include <algorithm>
+#include <new>
 
 #include "absl/base/optimization.h"
 #include "absl/strings/str_format.h"
@@ -567,7 +568,17 @@ void TaskBase::finish(Outcome outcome) noexcept {
   // Before the outcome is published: the body's locals are destroyed before
   // anyone awaiting the task resumes (their destructors may be what makes
   // the result complete).
-  if (body) destroy_frame_keeping_block(body);
+  if (body) {
+    void* frame = body.address();
+    const std::uint64_t home = this->loop()->loop_id();  // the loop runs us: alive
+    destroy_frame_keeping_block(body);
+    WEFT_DCHECK(frame_bytes_ >= sizeof(std::uint64_t));  // resume and destroy pointers at least
+    // The frame's storage stays this state's until the block goes: it keeps
+    // the home loop's id for a done task whose handle outlives the runtime
+    // (TaskState::loop_id). Written before publish (release), read after
+    // done() (acquire).
+    ::new (frame) std::uint64_t(home);
+  }
   waited.reset();
   mark_claimed();
   LoopBase* loop = this->loop();

@@ -70,6 +70,10 @@ class BasicLocalQueue {
   Owner owner() noexcept;
   Stealer stealer() noexcept;
   std::uint32_t slots() const noexcept { return slots_used_; }
+  // What `slots` may be: a power of two from 4 to Capacity.
+  static constexpr bool valid_slot_count(std::uint32_t slots) noexcept {
+    return slots >= 4 && slots <= kCapacity && (slots & (slots - 1)) == 0;
+  }
 
   // Any thread; a snapshot.
   bool looks_empty() const noexcept {
@@ -89,7 +93,7 @@ class BasicLocalQueue {
     WEFT_DCHECK(tail - steal_of(h) <= slots_used_);
   }
   static std::uint32_t checked_slots(std::uint32_t slots) {
-    if (slots < 4 || slots > kCapacity || (slots & (slots - 1)) != 0) {
+    if (!valid_slot_count(slots)) {
       throw std::invalid_argument("a local queue uses a power of two of slots from 4 to " +
                                   std::to_string(kCapacity) + ", not " + std::to_string(slots));
     }
